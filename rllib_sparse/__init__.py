@@ -1,0 +1,39 @@
+"""rllib-sparse: static network sparsity (one-shot random pruning) for deep RL on Ray RLlib.
+
+The pure-torch layers (``rllib_sparse.sparsity``, ``rllib_sparse.networks``) import no Ray; the RLlib
+names below are loaded on first use, so ``import rllib_sparse.sparsity`` stays light.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    # sparsity engine (pure torch)
+    "sparsify": "rllib_sparse.sparsity",
+    "sparsity_report": "rllib_sparse.sparsity",
+    "max_masked_magnitude": "rllib_sparse.sparsity",
+    "erdos_renyi_densities": "rllib_sparse.sparsity",
+    "uniform_densities": "rllib_sparse.sparsity",
+    "SparseLinear": "rllib_sparse.sparsity",
+    "SparseConv2d": "rllib_sparse.sparsity",
+    "SparsityReport": "rllib_sparse.sparsity",
+    # networks and the model registry (pure torch)
+    "SparseModelConfig": "rllib_sparse.networks",
+    "register_model": "rllib_sparse.networks",
+    "registered_models": "rllib_sparse.networks",
+    "build_network": "rllib_sparse.networks",
+    # RLlib glue
+    "with_sparse_model": "rllib_sparse.rllib",
+    "sparse_module_spec": "rllib_sparse.rllib",
+}
+
+__all__ = sorted(_PUBLIC) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'rllib_sparse' has no attribute {name!r}")

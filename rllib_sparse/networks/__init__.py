@@ -1,0 +1,31 @@
+"""Networks in pure PyTorch (no Ray import): SimBa, MLP, Nature-CNN, Impala-CNN and their registry."""
+
+from rllib_sparse.networks.cnn import ImpalaCNN, NatureCNN
+from rllib_sparse.networks.config import NetworkOverrides, NetworkSpec, SparseModelConfig
+from rllib_sparse.networks.init import linear_head
+from rllib_sparse.networks.mlp import MLP, SimBa
+from rllib_sparse.networks.normalization import RunningObsNorm
+from rllib_sparse.networks.registry import (
+    ModelEntry,
+    build_network,
+    get_model,
+    register_model,
+    registered_models,
+)
+
+__all__ = [
+    "MLP",
+    "ImpalaCNN",
+    "ModelEntry",
+    "NatureCNN",
+    "NetworkOverrides",
+    "NetworkSpec",
+    "RunningObsNorm",
+    "SimBa",
+    "SparseModelConfig",
+    "build_network",
+    "get_model",
+    "linear_head",
+    "register_model",
+    "registered_models",
+]

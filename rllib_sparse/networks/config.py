@@ -1,0 +1,93 @@
+"""The sparse model config: which network, how wide, how deep, how sparse, for actor and critic.
+
+It is plain data (a pydantic model) so that it can sit in an RLlib ``model_config`` dict, in a Tune
+grid and in a YAML sweep file, and is validated the same way everywhere before anything is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rllib_sparse.errors import validate
+from rllib_sparse.networks.registry import get_model, registered_models
+from rllib_sparse.sparsity.allocation import ALLOCATIONS
+
+Width = Annotated[int, Field(ge=1)]
+Depth = Annotated[int, Field(ge=1)]
+Sparsity = Annotated[float, Field(ge=0.0, lt=1.0)]
+Role = Literal["actor", "critic"]
+
+
+class NetworkOverrides(BaseModel):
+    """Per-network values that replace the shared ``width``/``depth``/``sparsity``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    width: Width | None = None
+    depth: Depth | None = None
+    sparsity: Sparsity | None = None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The resolved shape and sparsity of one network (actor or critic)."""
+
+    model: str
+    width: int
+    depth: int
+    sparsity: float
+
+
+class SparseModelConfig(BaseModel):
+    """A sparse network choice. ``actor``/``critic`` override the shared values per network.
+
+    Which RLlib networks are the "actor" and the "critic": PPO/APPO/IMPALA policy vs value network,
+    SAC policy vs Q networks (twin included), DQN's Q network is the critic.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "simba"
+    width: Width | None = None
+    depth: Depth | None = None
+    sparsity: Sparsity = 0.0
+    actor: NetworkOverrides = NetworkOverrides()
+    critic: NetworkOverrides = NetworkOverrides()
+    allocation: str = "erdos_renyi"
+    seed: int = 0
+    keep_first_dense: bool = False
+    keep_last_dense: bool = False
+    rescale: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if name not in registered_models():
+            raise ValueError(f"not a registered model; allowed: {', '.join(sorted(registered_models()))}")
+        return name
+
+    @field_validator("allocation")
+    @classmethod
+    def _known_allocation(cls, name: str) -> str:
+        if name not in ALLOCATIONS:
+            raise ValueError(f"not a known allocation; allowed: {', '.join(ALLOCATIONS)}")
+        return name
+
+    def network(self, role: Role) -> NetworkSpec:
+        entry = get_model(self.model)
+        override: NetworkOverrides = getattr(self, role)
+        return NetworkSpec(
+            model=self.model,
+            width=override.width or self.width or entry.default_width,
+            depth=override.depth or self.depth or entry.default_depth,
+            sparsity=self.sparsity if override.sparsity is None else override.sparsity,
+        )
+
+    @classmethod
+    def parse(cls, data: object, source: str = "sparse model config") -> SparseModelConfig:
+        """Validate ``data`` (a dict or an instance) with a one-line ``ValueError`` on failure."""
+        if isinstance(data, cls):
+            return data
+        return validate(cls, data, source)

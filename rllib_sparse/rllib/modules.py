@@ -1,0 +1,128 @@
+"""Sparse RL modules for RLlib's new API stack.
+
+Each module is RLlib's default module for its algorithm with two changes: its Catalog builds our
+networks, and right after ``setup()`` every network is pruned once (:func:`sparsify`) with its own
+width/depth/sparsity. Target networks are deep copies made later by the Learner, so they inherit the
+masks; env runners build the same module (masks are seeded by layer name) and also receive the masks
+with every weight sync.
+"""
+
+from __future__ import annotations
+
+from ray.rllib.algorithms.appo.torch.default_appo_torch_rl_module import DefaultAPPOTorchRLModule
+from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQNTorchRLModule
+from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
+from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
+
+from rllib_sparse.networks import SparseModelConfig
+from rllib_sparse.networks.registry import check_obs_shape
+from rllib_sparse.rllib.catalogs import (
+    SparseDQNCatalog,
+    SparsePPOCatalog,
+    SparseSACCatalog,
+    parse_model_config,
+)
+from rllib_sparse.sparsity import SparsityReport, sparsify, sparsity_report
+
+#: A network to prune: (role whose width/depth/sparsity it uses, sub-module prefixes in order).
+#: The first prefix is the network's encoder; a network whose encoder is absent (e.g. the critic on an
+#: inference-only env-runner copy) is skipped, and absent heads (DQN without dueling) are left out.
+NetworkLayout = dict[str, tuple[str, tuple[str, ...]]]
+
+
+class SparseModuleMixin:
+    """Validates the sparse config, builds the module via RLlib's ``setup()``, then prunes it."""
+
+    default_catalog_class: type
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("catalog_class") is None:
+            kwargs["catalog_class"] = self.default_catalog_class
+        super().__init__(*args, **kwargs)
+
+    def network_layout(self) -> NetworkLayout:
+        raise NotImplementedError
+
+    def present_networks(self) -> dict[str, tuple[str, list[str]]]:
+        """The networks of ``network_layout`` this copy holds, with the sub-modules it has."""
+        present = {}
+        for network, (role, prefixes) in self.network_layout().items():
+            if _has_submodule(self, prefixes[0]):
+                present[network] = (role, [p for p in prefixes if _has_submodule(self, p)])
+        return present
+
+    def sparsity_reports(self) -> dict[str, SparsityReport]:
+        """Per-network sparsity reports (layers, dense and non-zero parameter counts)."""
+        return {network: sparsity_report(self, include=prefixes)
+                for network, (_, prefixes) in self.present_networks().items()}
+
+    def setup(self) -> None:
+        config = parse_model_config(self.model_config)
+        check_observation_space(config, self.observation_space)
+        super().setup()
+        self.sparse_densities: dict[str, dict[str, float]] = {}
+        for network, (role, present) in self.present_networks().items():
+            spec = config.network(role)
+            if spec.sparsity == 0.0:
+                continue
+            self.sparse_densities[network] = sparsify(
+                self, spec.sparsity, allocation=config.allocation, seed=config.seed, include=present,
+                keep_first_dense=config.keep_first_dense, keep_last_dense=config.keep_last_dense,
+                rescale=config.rescale,
+            )
+
+
+class SparsePPOTorchRLModule(SparseModuleMixin, DefaultPPOTorchRLModule):
+    """PPO (and IMPALA, which uses PPO's module)."""
+
+    default_catalog_class = SparsePPOCatalog
+
+    def network_layout(self) -> NetworkLayout:
+        if self.catalog.vf_share_layers:
+            return {"actor": ("actor", ("encoder.actor_encoder", "pi")), "critic": ("critic", ("vf",))}
+        return {"actor": ("actor", ("encoder.actor_encoder", "pi")),
+                "critic": ("critic", ("encoder.critic_encoder", "vf"))}
+
+
+class SparseAPPOTorchRLModule(SparseModuleMixin, DefaultAPPOTorchRLModule):
+    default_catalog_class = SparsePPOCatalog
+    network_layout = SparsePPOTorchRLModule.network_layout
+
+
+class SparseSACTorchRLModule(SparseModuleMixin, DefaultSACTorchRLModule):
+    default_catalog_class = SparseSACCatalog
+
+    def network_layout(self) -> NetworkLayout:
+        return {"actor": ("actor", ("pi_encoder", "pi")),
+                "critic": ("critic", ("qf_encoder", "qf")),
+                "critic_twin": ("critic", ("qf_twin_encoder", "qf_twin"))}
+
+
+class SparseDQNTorchRLModule(SparseModuleMixin, DefaultDQNTorchRLModule):
+    default_catalog_class = SparseDQNCatalog
+
+    def network_layout(self) -> NetworkLayout:
+        return {"critic": ("critic", ("encoder", "af", "vf"))}
+
+
+#: Algorithm name (as RLlib spells its config classes) -> sparse module class.
+MODULE_CLASSES: dict[str, type] = {
+    "PPO": SparsePPOTorchRLModule,
+    "IMPALA": SparsePPOTorchRLModule,
+    "APPO": SparseAPPOTorchRLModule,
+    "SAC": SparseSACTorchRLModule,
+    "DQN": SparseDQNTorchRLModule,
+}
+
+
+def _has_submodule(root, name: str) -> bool:
+    try:
+        root.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
+def check_observation_space(config: SparseModelConfig, observation_space) -> None:
+    """Raise a one-line ValueError if the model cannot take this observation space."""
+    check_obs_shape(config.model, getattr(observation_space, "shape", None))

@@ -1,0 +1,93 @@
+"""The command line and the README, run as a user would."""
+
+import json
+import re
+
+import pytest
+
+from conftest import REPO, run_cli, run_python
+
+
+def test_models_lists_the_built_in_models():
+    run = run_cli("models", "--json")
+    assert run.returncode == 0, run.stderr
+    models = json.loads(run.stdout)
+    assert {"simba", "mlp", "nature_cnn", "impala_cnn"} <= set(models)
+    assert models["nature_cnn"]["input"] == "image"
+    table = run_cli("models")
+    assert table.returncode == 0 and "simba" in table.stdout and "residual blocks" in table.stdout
+
+
+def test_inspect_reports_per_network_layers_and_counts():
+    run = run_cli("inspect", "--algorithm", "SAC", "--env", "Pendulum-v1", "--width", "32", "--depth", "1",
+                  "--critic-width", "128", "--critic-depth", "2", "--sparsity", "0.9", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert set(report["networks"]) == {"actor", "critic", "critic_twin"}
+    critic = report["networks"]["critic"]
+    assert critic["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert critic["layers"][0]["shape"] == [128, 4]  # (obs 3 + action 1) -> width 128
+    assert len(critic["layers"]) == 1 + 2 * 2 + 1
+    assert report["nonzero_params"] < report["dense_params"]
+    assert report["dense_params"] == sum(n["dense_params"] for n in report["networks"].values())
+    table = run_cli("inspect", "--width", "16", "--depth", "1", "--sparsity", "0.5")
+    assert table.returncode == 0, table.stderr
+    assert "[actor]" in table.stdout and "[critic]" in table.stdout and "non-zero of" in table.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["inspect", "--sparsity", "1.5"], "sparsity=1.5 is invalid"),
+    (["inspect", "--model", "resnet"], "model='resnet' is invalid: not a registered model; allowed:"),
+    (["inspect", "--model", "nature_cnn"], "model='nature_cnn' needs image observations"),
+    (["inspect", "--algorithm", "BC"], "algorithm='BC' is not supported; allowed: PPO"),
+    (["inspect", "--allocation", "erk"], "allocation='erk' is invalid"),
+    (["inspect", "--width", "0"], "width=0 is invalid"),
+    (["train", "--iterations", "0"], "--iterations=0 is invalid"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    run = run_cli(*args)
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    lines = [line for line in run.stderr.splitlines() if line.startswith("rllib-sparse: error:")]
+    assert len(lines) == 1 and message in lines[0], run.stderr
+    assert "Started a local Ray instance" not in run.stderr  # nothing was started
+
+
+@pytest.mark.ray
+def test_train_runs_a_short_sparse_job(tmp_path):
+    run = run_cli("train", "--width", "32", "--depth", "1", "--sparsity", "0.9", "--iterations", "2",
+                  "--num-cpus", "2", "--checkpoint", str(tmp_path / "ckpt"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    iterations = re.findall(r"^iter +(\d+) +env_steps +([\d,]+)", run.stdout, flags=re.M)
+    assert [int(i) for i, _ in iterations] == [1, 2]
+    assert "max |masked weight| = 0.0" in run.stdout
+    assert (tmp_path / "ckpt" / "algorithm_state.pkl").exists()
+
+
+def _readme_blocks():
+    text = (REPO / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_readme_first_lines_give_the_two_commands():
+    lines = (REPO / "README.md").read_text().splitlines()
+    commands = [line for line in lines[:6] if line.startswith("bash scripts/setup.sh")]
+    assert len(commands) == 2
+    assert "rllib-sparse train" in commands[0]
+    assert commands[1] in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.ray
+def test_readme_rllib_example_runs_as_written():
+    block = _readme_blocks()[0]
+    assert "with_sparse_model" in block and "PPOConfig" in block and "SACConfig" in block
+    run = run_python(block, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "PPO return:" in run.stdout
+    assert "SAC actor sparsity: 0.8" in run.stdout
+
+
+def test_readme_torch_example_runs_as_written():
+    block = _readme_blocks()[1]
+    run = run_python(block)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sparsity 0.9000" in run.stdout
