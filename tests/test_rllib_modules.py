@@ -118,6 +118,14 @@ def test_learners_run_adam_on_the_fused_kernel(trained, name):
     assert optimizers and all(kind in ("Adam", "AdamW") and fused for kind, fused in optimizers.values()), optimizers
 
 
+def test_with_sparse_model_keeps_the_users_model_config():
+    config = algorithm_config("PPO").environment("CartPole-v1").rl_module(model_config={"vf_share_layers": True})
+    config = with_sparse_model(config, width=16, sparsity=0.5)
+    assert config.model_config["vf_share_layers"] is True
+    assert config.model_config["sparse"]["width"] == 16 and config.model_config["sparse"]["sparsity"] == 0.5
+    assert config.rl_module_spec.module_class.__name__ == "SparsePPOTorchRLModule"
+
+
 def test_a_custom_learner_class_is_left_alone():
     from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 

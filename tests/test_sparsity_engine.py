@@ -85,7 +85,7 @@ def test_sparsify_shares_parameters_and_zeroes_pruned_weights():
     sparsify(net, 0.8)
     assert net[2].weight is before  # no copy of the (possibly huge) weight tensor
     assert max_masked_magnitude(net) == 0.0
-    assert float(net[2].weight[net[2].mask].abs().min()) > 0.0  # kept weights keep their dense init
+    assert float(net[2].weight.detach()[net[2].mask].abs().min()) > 0.0  # kept weights keep their dense init
 
 
 def test_keep_first_and_last_dense_and_include_prefixes():
@@ -244,3 +244,14 @@ def test_pure_torch_layers_do_not_import_ray():
                      "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_float_gradient_mask_is_learner_only_and_never_saved():
+    net = mlp()
+    sparsify(net, 0.9)
+    with torch.no_grad():
+        net(torch.randn(4, 8))
+    assert "grad_mask" not in dict(net[2].named_buffers())  # inference copies do not pay for it
+    net(torch.randn(4, 8)).sum().backward()
+    assert torch.equal(net[2].grad_mask, net[2].mask.float())
+    assert not any(key.endswith("grad_mask") for key in net.state_dict())

@@ -95,19 +95,21 @@ class SparseLinear(SparseWeightMixin, nn.Linear):
         return F.linear(x, self.masked_weight(), self.bias)
 
 
-class SparseConv1d(SparseWeightMixin, nn.Conv1d):
+class _SparseConv(SparseWeightMixin):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.masked_weight(), self.bias)
 
 
-class SparseConv2d(SparseWeightMixin, nn.Conv2d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.masked_weight(), self.bias)
+class SparseConv1d(_SparseConv, nn.Conv1d):
+    pass
 
 
-class SparseConv3d(SparseWeightMixin, nn.Conv3d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(x, self.masked_weight(), self.bias)
+class SparseConv2d(_SparseConv, nn.Conv2d):
+    pass
+
+
+class SparseConv3d(_SparseConv, nn.Conv3d):
+    pass
 
 
 #: Which dense layer type becomes which sparse one. Only these are prunable.
