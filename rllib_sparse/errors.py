@@ -39,6 +39,8 @@ def one_line_error(error: ValidationError, model: type[BaseModel], source: str) 
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return ValueError(f"{source}: unknown key {path!r}{hint} allowed: {', '.join(allowed)}{more}")
     message = first["msg"].removeprefix("Value error, ")
+    if not loc or message.startswith((f"{path}.", f"{path}[")):
+        return ValueError(f"{source}: {message}{more}")  # the validator already named field and value
     value = first.get("input")
     return ValueError(f"{source}: {path}={value!r} is invalid: {message}{more}")
 

@@ -9,8 +9,8 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from rllib_sparse import __version__
 
@@ -117,47 +117,107 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a sweep file, e.g. tune_configs/quickstart.yaml")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a field, e.g. --set stop.iterations=2 --set grid.width=[64,128]")
+    parser.add_argument("--smoke", action="store_true",
+                        help="shrink every trial to a seconds-long check (tiny batches, 2 iterations)")
+    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+
+
+def _load_sweep(args: argparse.Namespace):
+    """The sweep file with ``--set`` overrides, validated, and its trials planned (BadInput if not)."""
+    from rllib_sparse.sweep.plan import plan
+    from rllib_sparse.sweep.spec import load_sweep
+
+    overrides = (args.set or []) + (["smoke=true"] if args.smoke else [])
+    try:
+        spec = load_sweep(args.file, overrides)
+        return spec, plan(spec, source=args.file)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a sweep file and print its expanded grid; starts nothing."""
+    spec, trials = _load_sweep(args)
+    if args.json:
+        print(json.dumps({"name": spec.name, "algorithm": spec.algorithm, "experiment": spec.experiment_name,
+                          "trials": [{"name": t.point.name, "env": t.point.env, "seed": t.point.seed,
+                                      "actor": vars(t.point.model.network("actor")),
+                                      "critic": vars(t.point.model.network("critic")),
+                                      "training": t.point.training,
+                                      "dense_params": t.dense_params, "nonzero_params": t.nonzero_params}
+                                     for t in trials]}, indent=2))
+        return 0
+    stop = ", ".join(f"{k}={v}" for k, v in spec.stop.model_dump().items() if v is not None)
+    print(f"{args.file}: study {spec.name!r}, {spec.algorithm} on {spec.env}, {len(trials)} trial(s), "
+          f"stop at {stop}")
+    rows = [("trial", "width", "depth", "sparsity", "seed", "dense params", "non-zero params")]
+    for t in trials:
+        actor, critic = t.point.model.network("actor"), t.point.model.network("critic")
+        width = str(actor.width) if actor.width == critic.width else f"{actor.width}/{critic.width}"
+        depth = str(actor.depth) if actor.depth == critic.depth else f"{actor.depth}/{critic.depth}"
+        sparsity = f"{actor.sparsity:g}" if actor.sparsity == critic.sparsity else f"{actor.sparsity:g}/{critic.sparsity:g}"
+        rows.append((t.point.name, width, depth, sparsity, str(t.point.seed), f"{t.dense_params:,}",
+                     f"{t.nonzero_params:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    print("(width/depth/sparsity as actor/critic where they differ; parameters over all networks)")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """One short training run in this process: the quick way to see a sparse agent learn."""
+    """One trial of a sweep file, in this process, without Tune or MLflow: for debugging."""
     import ray
 
     from rllib_sparse.rllib.inspection import max_masked_weight
+    from rllib_sparse.sweep.plan import trial_config
+    from rllib_sparse.sweep.trainable import curate, stop_reached
 
-    if args.iterations < 1:
-        raise BadInput(f"--iterations={args.iterations} is invalid; allowed: an integer >= 1")
-    config = _configured(args)
-    config = (config.env_runners(num_env_runners=args.num_env_runners, num_envs_per_env_runner=args.num_envs)
-              .debugging(seed=args.seed))
-    if args.algorithm.upper() == "PPO":
-        config = config.training(lr=3e-4, train_batch_size_per_learner=2000, minibatch_size=250, num_epochs=6)
-    ray.init(include_dashboard=False, num_cpus=args.num_cpus, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
+    spec, trials = _load_sweep(args)
+    names = [t.point.name for t in trials]
+    if args.trial is not None and args.trial not in names:
+        raise BadInput(f"--trial={args.trial!r} is not a trial of {args.file}; allowed: {', '.join(names)}")
+    planned = trials[names.index(args.trial)] if args.trial else trials[0]
+    config = trial_config(spec, planned.point, source=args.file)
+    ray.init(include_dashboard=False, num_cpus=args.num_cpus, log_to_driver=False)
     try:
         algo = config.build_algo()
-        start = time.perf_counter()
-        print(f"training {args.algorithm.upper()} on {args.env}: model={args.model} sparsity={args.sparsity}")
-        result = {}
-        for _ in range(args.iterations):
-            result = algo.train()
-            ret = result.get("env_runners", {}).get("episode_return_mean", float("nan"))
-            steps = int(result.get("num_env_steps_sampled_lifetime", 0))
-            print(f"iter {result['training_iteration']:>3}  env_steps {steps:>8,}  return {ret:8.2f}  "
-                  f"({time.perf_counter() - start:6.1f} s)", flush=True)
-        module = algo.get_module()
-        worst = max_masked_weight(algo)
-        reports = module.sparsity_reports()
-        nonzero = sum(r.nonzero_params for r in reports.values())
-        dense = sum(r.dense_params for r in reports.values())
-        print(f"done: final return {result['env_runners'].get('episode_return_mean', float('nan')):.2f}; "
-              f"inference networks hold {nonzero:,} non-zero of {dense:,} parameters; "
-              f"max |masked weight| = {worst}")
+        print(f"training {planned.point.name} ({spec.algorithm} on {planned.point.env}): "
+              f"{planned.nonzero_params:,} non-zero of {planned.dense_params:,} parameters", flush=True)
+        while True:
+            metrics = curate(algo.train())
+            print(f"iter {int(metrics['iteration']):>3}  env_steps {int(metrics.get('env_steps', 0)):>8,}  "
+                  f"return {metrics.get('episode_return_mean', float('nan')):8.2f}  "
+                  f"({metrics.get('time_total_s', 0):6.1f} s)", flush=True)
+            if stop_reached(spec.stop, metrics):
+                break
+        print(f"done: final return {metrics.get('episode_return_mean', float('nan')):.2f}; "
+              f"max |masked weight| over learner and env runners = {max_masked_weight(algo)}")
         if args.checkpoint:
-            path = algo.save_to_path(os.path.abspath(args.checkpoint))
-            print(f"checkpoint: {path}")
+            print(f"checkpoint: {algo.save_to_path(os.path.abspath(args.checkpoint))}")
         algo.stop()
     finally:
         ray.shutdown()
     return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Every trial of the grid with Ray Tune, tracked in MLflow."""
+    from rllib_sparse.sweep.runner import SweepInputError, SweepOptions, run_sweep
+
+    options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
+                           tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
+                           tracking=not args.no_tracking, num_cpus=args.num_cpus)
+    try:
+        return run_sweep(options)
+    except SweepInputError as error:
+        raise BadInput(str(error)) from None
 
 
 # ------------------------------------------------------------------------------------------- parser
@@ -177,18 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("train", help="one short training run in this process, with progress per iteration",
-                       description="One short run on a local Ray. PPO runs with quick CartPole settings "
-                                   "(lr 3e-4, batch 2000, minibatch 250, 6 epochs); other algorithms with "
-                                   "RLlib's defaults.")
-    _add_model_arguments(p)
-    p.add_argument("--iterations", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0, help="seed of the run (envs, torch)")
-    p.add_argument("--num-env-runners", type=int, default=0)
-    p.add_argument("--num-envs", type=int, default=4, help="vectorised envs per env runner")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
+    p = sub.add_parser("validate", help="check a sweep file and print its grid; starts nothing")
+    p.add_argument("file", help="a sweep file, e.g. tune_configs/quickstart.yaml")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field, e.g. --set stop.iterations=2 --set grid.width=[64,128]")
+    p.add_argument("--smoke", action="store_true", help="validate the --smoke version of the grid")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("train", help="one trial of a sweep file, in this process, for debugging")
+    _add_sweep_arguments(p)
+    p.add_argument("--trial", help="trial name (see `validate`); default: the first trial of the grid")
     p.add_argument("--checkpoint", help="save the trained algorithm to this folder at the end")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sweep", help="run every trial of a sweep file with Ray Tune, tracked in MLflow")
+    _add_sweep_arguments(p)
+    p.add_argument("--address", help="join this Ray cluster (HOST:PORT or ray://HOST:PORT); "
+                                     "default: start a local Ray for the sweep and stop it after")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the file's, else sqlite:///./mlruns/mlflow.db)")
+    p.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep of this study")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (e.g. to measure its cost)")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

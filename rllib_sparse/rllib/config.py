@@ -64,8 +64,12 @@ def env_spaces(config: AlgorithmConfig):
     from ray.rllib.env.env_context import EnvContext
 
     # RLlib's own resolution of an env id (gymnasium id, ``tune.register_env`` name or class).
-    _, creator = Algorithm._get_env_id_and_creator(config.env, config)
-    env = creator(EnvContext(dict(config.env_config), worker_index=0))
+    try:
+        _, creator = Algorithm._get_env_id_and_creator(config.env, config)
+        env = creator(EnvContext(dict(config.env_config), worker_index=0))
+    except Exception as error:  # RLlib's EnvError, gymnasium's errors: many lines, many types
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"env={config.env!r} cannot be created: {first}") from None
     try:
         return env.observation_space, env.action_space
     finally:
@@ -110,3 +114,13 @@ def algorithm_config(algorithm: str) -> AlgorithmConfig:
     module_class_for(algorithm)  # the one-line error for an unknown name
     module_name, class_name = _CONFIG_CLASSES[algorithm.upper()]
     return getattr(import_module(module_name), class_name)()
+
+
+def planned_module(config: AlgorithmConfig, spaces=None):
+    """The config's sparse RL module built on the ``meta`` device: shapes and densities, no memory."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    spaces = spaces or env_spaces(config)
+    spec = config.get_multi_rl_module_spec(spaces={DEFAULT_MODULE_ID: spaces}, inference_only=False)
+    with torch.device("meta"):
+        return spec.build()[DEFAULT_MODULE_ID]

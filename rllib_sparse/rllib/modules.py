@@ -23,6 +23,7 @@ from rllib_sparse.rllib.catalogs import (
     parse_model_config,
 )
 from rllib_sparse.sparsity import SparsityReport, sparsify, sparsity_report
+from rllib_sparse.sparsity.prune import kept_count
 
 #: A network to prune: (role whose width/depth/sparsity it uses, sub-module prefixes in order).
 #: The first prefix is the network's encoder; a network whose encoder is absent (e.g. the critic on an
@@ -50,6 +51,32 @@ class SparseModuleMixin:
             if _has_submodule(self, prefixes[0]):
                 present[network] = (role, [p for p in prefixes if _has_submodule(self, p)])
         return present
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Dense and non-zero trainable parameters over all networks, from the allocation alone.
+
+        Works on a module built on the ``meta`` device (no memory, no masks drawn), so the size of
+        every trial of a grid can be planned before anything trains.
+        """
+        dense = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        pruned = 0
+        for densities in self.sparse_densities.values():
+            for name, density in densities.items():
+                numel = self.get_submodule(name).weight.numel()
+                pruned += numel - kept_count(numel, density)
+        return {"dense": dense, "nonzero": dense - pruned}
+
+    def planned_layers(self) -> dict[str, list[dict]]:
+        """Per network, each pruned layer's shape, density and exact non-zero count (no masks needed)."""
+        out = {}
+        for network, densities in self.sparse_densities.items():
+            rows = []
+            for name, density in densities.items():
+                weight = self.get_submodule(name).weight
+                rows.append({"layer": name, "shape": list(weight.shape), "density": density,
+                             "nonzero": kept_count(weight.numel(), density), "total": weight.numel()})
+            out[network] = rows
+        return out
 
     def sparsity_reports(self) -> dict[str, SparsityReport]:
         """Per-network sparsity reports (layers, dense and non-zero parameter counts)."""

@@ -23,19 +23,32 @@ def layer_seed(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-def random_mask(shape: Sequence[int], density: float, seed: int, name: str) -> torch.Tensor:
-    """A bool mask with exactly ``round(density * numel)`` True entries at seeded random places."""
+def kept_count(numel: int, density: float) -> int:
+    """How many weights a layer of ``numel`` weights keeps at ``density`` (exact-count masks)."""
+    return int(round(density * numel))
+
+
+def random_mask(
+    shape: Sequence[int], density: float, seed: int, name: str, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """A bool mask with exactly ``kept_count`` True entries at seeded random places.
+
+    Drawn on the CPU (the same bits on every machine), then moved to ``device``. On the ``meta``
+    device nothing is drawn: planning a network's size (``rllib-sparse validate``) needs no masks.
+    """
+    if torch.device(device).type == "meta":
+        return torch.empty(tuple(shape), dtype=torch.bool, device="meta")
     numel = 1
     for d in shape:
         numel *= int(d)
-    keep = int(round(density * numel))
+    keep = kept_count(numel, density)
     generator = torch.Generator(device="cpu").manual_seed(layer_seed(seed, name))
     # Choose whichever side is smaller to permute less; the result has exactly `keep` ones.
     flip = keep > numel // 2
-    chosen = torch.randperm(numel, generator=generator)[: (numel - keep) if flip else keep]
-    mask = torch.full((numel,), flip, dtype=torch.bool)
+    chosen = torch.randperm(numel, generator=generator, device="cpu")[: (numel - keep) if flip else keep]
+    mask = torch.full((numel,), flip, dtype=torch.bool, device="cpu")
     mask[chosen] = not flip
-    return mask.view(*shape)
+    return mask.view(*shape).to(device)
 
 
 def prunable_layers(root: nn.Module, include: Sequence[str] | None = None) -> dict[str, nn.Module]:
@@ -89,7 +102,7 @@ def sparsify(
     shapes = {n: tuple(m.weight.shape) for n, m in layers.items()}
     densities = allocate(allocation, shapes, sparsity, dense)
     for name, layer in layers.items():
-        mask = random_mask(shapes[name], densities[name], seed, name)
+        mask = random_mask(shapes[name], densities[name], seed, name, device=layer.weight.device)
         sparse = to_sparse_layer(layer, mask)
         if rescale and densities[name] > 0:
             with torch.no_grad():

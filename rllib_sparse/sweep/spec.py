@@ -1,0 +1,244 @@
+"""Sweep files: one YAML file describes one scaling study (a grid of trials).
+
+Validated with pydantic before anything starts; every error is one line that names the file, the field
+path, the bad value and what is allowed (unknown keys get a "did you mean"). Pure data: no Ray import.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rllib_sparse.errors import validate
+from rllib_sparse.networks import SparseModelConfig
+
+ALGORITHMS = ("PPO", "APPO", "IMPALA", "SAC", "DQN")
+
+#: Grid axes on the sparse model, as dotted paths into ``model``.
+MODEL_AXES = ("width", "depth", "sparsity", "allocation", "actor.width", "actor.depth", "actor.sparsity",
+              "critic.width", "critic.depth", "critic.sparsity")
+#: Grid axes on the run itself.
+RUN_AXES = ("seed", "env")
+#: Any ``training.<name>`` (an argument of the algorithm's ``config.training(...)``) is an axis too.
+TRAINING_PREFIX = "training."
+
+_Strict = ConfigDict(extra="forbid", frozen=True)
+SMOKE_ITERATIONS = 2
+Positive = Annotated[int, Field(ge=1)]
+
+
+class StopSpec(BaseModel):
+    """When a trial ends: the first of these reached (at least one is required)."""
+
+    model_config = _Strict
+    env_steps: Positive | None = None
+    iterations: Positive | None = None
+    time_s: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> StopSpec:
+        if self.env_steps is None and self.iterations is None and self.time_s is None:
+            raise ValueError("set at least one of env_steps, iterations, time_s")
+        return self
+
+
+class ResourcesSpec(BaseModel):
+    model_config = _Strict
+    cpus_per_trial: Annotated[float, Field(gt=0)] = 1.0
+    gpus_per_trial: Annotated[float, Field(ge=0)] = 0.0
+    num_env_runners: Annotated[int, Field(ge=0)] = 0
+    num_envs_per_env_runner: Positive = 1
+    max_concurrent_trials: Positive | None = None
+
+
+class CheckpointSpec(BaseModel):
+    model_config = _Strict
+    frequency: Annotated[int, Field(ge=0)] = 0  # every N iterations; 0: only at the end
+    keep: Positive | None = None  # newest checkpoints kept per trial; None: all
+
+
+class FailureSpec(BaseModel):
+    model_config = _Strict
+    max_retries: Annotated[int, Field(ge=0)] = 1
+
+
+class TrackingSpec(BaseModel):
+    model_config = _Strict
+    tracking_uri: str | None = None  # None: sqlite:///<cwd>/mlruns/mlflow.db
+    experiment: str | None = None  # None: the study name
+
+
+class SweepSpec(BaseModel):
+    """One scaling study."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
+    algorithm: Literal[ALGORITHMS]
+    env: str
+    env_config: dict[str, Any] = {}
+    model: SparseModelConfig = SparseModelConfig()
+    grid: dict[str, list[Any]] = {}
+    training: dict[str, Any] = {}
+    stop: StopSpec
+    resources: ResourcesSpec = ResourcesSpec()
+    checkpoint: CheckpointSpec = CheckpointSpec()
+    failure: FailureSpec = FailureSpec()
+    tracking: TrackingSpec = TrackingSpec()
+    #: Shrink every trial to a seconds-long check (tiny batches, 2 iterations); set by ``--smoke``.
+    smoke: bool = False
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("grid")
+    @classmethod
+    def _known_axes(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        allowed = MODEL_AXES + RUN_AXES
+        for axis, values in grid.items():
+            if axis.startswith(TRAINING_PREFIX) and len(axis) > len(TRAINING_PREFIX):
+                pass
+            elif axis not in allowed:
+                close = difflib.get_close_matches(axis, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"grid.{axis} is not a known axis{hint}; allowed: {', '.join(allowed)}, "
+                                 f"or training.<hyper-parameter>")
+            if not values:
+                raise ValueError(f"grid.{axis}=[] has no values; allowed: a non-empty list")
+        return grid
+
+    @model_validator(mode="after")
+    def _grid_values_are_valid_models(self) -> SweepSpec:
+        base = self.model.model_dump()
+        for axis in MODEL_AXES:
+            for index, value in enumerate(self.grid.get(axis, [])):
+                try:
+                    SparseModelConfig.parse(_set_path(base, axis, value), source="model")
+                except ValueError as error:
+                    raise ValueError(f"grid.{axis}[{index}]={value!r}: {str(error).split(': ', 1)[-1]}") from None
+        for index, seed in enumerate(self.grid.get("seed", [])):
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                raise ValueError(f"grid.seed[{index}]={seed!r} is invalid; allowed: integers")
+        return self
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or (f"{self.name}-smoke" if self.smoke else self.name)
+
+    @model_validator(mode="after")
+    def _smoke_stops_early(self) -> SweepSpec:
+        if self.smoke:
+            object.__setattr__(self, "stop", StopSpec(iterations=SMOKE_ITERATIONS))
+            object.__setattr__(self, "checkpoint", CheckpointSpec(frequency=1, keep=self.checkpoint.keep))
+        return self
+
+    def points(self) -> list[GridPoint]:
+        """Every trial of the grid, in a stable order (the Cartesian product of the axes)."""
+        axes = list(self.grid)
+        combos = itertools.product(*(self.grid[a] for a in axes)) if axes else [()]
+        return [self._point(dict(zip(axes, combo))) for combo in combos]
+
+    def _point(self, values: dict[str, Any]) -> GridPoint:
+        model = self.model.model_dump()
+        training = dict(self.training)
+        for axis, value in values.items():
+            if axis in MODEL_AXES:
+                model = _set_path(model, axis, value)
+            elif axis.startswith(TRAINING_PREFIX):
+                training[axis[len(TRAINING_PREFIX):]] = value
+        seed = int(values.get("seed", self.model.seed))
+        model["seed"] = seed  # the run seed also draws the masks
+        return GridPoint(
+            axes=values,
+            env=values.get("env", self.env),
+            seed=seed,
+            model=SparseModelConfig.parse(model),
+            training=training,
+        )
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One trial: the axis values that define it and the resolved settings."""
+
+    axes: dict[str, Any]
+    env: str
+    seed: int
+    model: SparseModelConfig
+    training: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """e.g. ``simba-w1024-d2-s0.9-seed0`` (plus any other axis that varies)."""
+        actor, critic = self.model.network("actor"), self.model.network("critic")
+        parts = [self.model.model, f"w{actor.width}", f"d{actor.depth}", f"s{actor.sparsity:g}"]
+        if (critic.width, critic.depth, critic.sparsity) != (actor.width, actor.depth, actor.sparsity):
+            parts += [f"cw{critic.width}", f"cd{critic.depth}", f"cs{critic.sparsity:g}"]
+        for axis, value in self.axes.items():
+            if axis == "allocation":
+                parts.append(str(value))
+            elif axis == "env":
+                parts.append(re.sub(r"[^A-Za-z0-9]+", "", str(value).split("/")[-1]))
+            elif axis.startswith(TRAINING_PREFIX):
+                parts.append(f"{axis[len(TRAINING_PREFIX):]}{value:g}" if isinstance(value, float)
+                             else f"{axis[len(TRAINING_PREFIX):]}{value}")
+        parts.append(f"seed{self.seed}")
+        return "-".join(parts)
+
+
+def _set_path(data: dict, path: str, value: Any) -> dict:
+    """A copy of ``data`` with ``a.b`` set to ``value``."""
+    head, _, rest = path.partition(".")
+    out = dict(data)
+    out[head] = _set_path(dict(out.get(head) or {}), rest, value) if rest else value
+    return out
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key.path=value`` from ``--set``; the value is read as YAML (``3``, ``[1, 2]``, ``true``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set {text!r} is invalid; allowed: key.path=value, e.g. stop.iterations=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, override (``--set``) and validate a sweep file; one-line ValueError on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read the sweep file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "malformed YAML"
+        raise ValueError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: the top level must be a mapping of keys (name, algorithm, env, ...), "
+                         f"got {type(data).__name__}")
+    for assignment in overrides:
+        key, value = parse_assignment(assignment)
+        data = _set_path(data, key, value)
+    return validate(SweepSpec, data, source=str(path))
+
+
+def format_count(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
+
+

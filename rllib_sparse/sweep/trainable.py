@@ -1,0 +1,103 @@
+"""The Tune function that runs one trial: build the RLlib algorithm, train, report, checkpoint.
+
+A function trainable (not the Algorithm class itself) so that each trial is built from its grid point
+exactly as ``rllib-sparse validate`` planned it, reports a curated set of metrics instead of RLlib's
+hundreds of keys, and decides its own stop (so the final checkpoint is always written).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Reported key -> path in RLlib's result dict.
+_RESULT_PATHS = {
+    "episode_return_mean": ("env_runners", "episode_return_mean"),
+    "episode_return_max": ("env_runners", "episode_return_max"),
+    "episode_len_mean": ("env_runners", "episode_len_mean"),
+    "env_steps": ("num_env_steps_sampled_lifetime",),
+    "iteration": ("training_iteration",),
+    "time_total_s": ("time_total_s",),
+    "time_this_iter_s": ("time_this_iter_s",),
+}
+#: Learner statistics worth a curve (matched as substrings of the key).
+_LEARNER_KEYS = ("loss", "entropy", "kl", "global_norm", "vf_explained_var", "alpha_value", "qf_mean",
+                 "td_error_mean")
+
+#: ``TRIAL_SUBSTRING@ITERATION@MARKER_FILE``: crash that trial once, after that iteration (fault tests).
+FAULT_ENV = "RLLIB_SPARSE_INJECT_FAULT"
+
+
+def curate(result: dict) -> dict[str, float]:
+    """The metrics a study needs, from one RLlib result."""
+    out: dict[str, float] = {}
+    for key, path in _RESULT_PATHS.items():
+        value: Any = result
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+    for module_id, stats in (result.get("learners") or {}).items():
+        if module_id.startswith("__") or not isinstance(stats, dict):
+            continue
+        for key, value in stats.items():
+            if isinstance(value, (int, float)) and any(k in key for k in _LEARNER_KEYS):
+                out[f"learner/{key}"] = float(value)
+    if out.get("time_this_iter_s"):
+        sampled = ((result.get("env_runners") or {}).get("num_env_steps_sampled") or 0)
+        out["env_steps_per_s"] = float(sampled) / out["time_this_iter_s"]
+    return out
+
+
+def stop_reached(stop, metrics: dict[str, float]) -> bool:
+    return ((stop.env_steps is not None and metrics.get("env_steps", 0) >= stop.env_steps)
+            or (stop.iterations is not None and metrics.get("iteration", 0) >= stop.iterations)
+            or (stop.time_s is not None and metrics.get("time_total_s", 0) >= stop.time_s))
+
+
+def _maybe_inject_fault(trial_name: str, iteration: float) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, at, marker = spec.split("@", 2)
+    if target in trial_name and int(at) == int(iteration) and not Path(marker).exists():
+        Path(marker).write_text(trial_name)
+        raise RuntimeError(f"injected fault in {trial_name} after iteration {int(iteration)} ({FAULT_ENV})")
+
+
+def run_trial(params: dict) -> None:
+    """Tune entry point. ``params``: the sweep spec (as a dict) and this trial's grid index."""
+    import ray
+    from ray import tune
+
+    from rllib_sparse.sweep.plan import trial_config
+    from rllib_sparse.sweep.spec import SweepSpec
+
+    spec = SweepSpec.model_validate(params["spec"])
+    point = spec.points()[params["index"]]
+    algo = trial_config(spec, point).build_algo()
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            algo.restore_from_path(folder)
+    node_id = ray.get_runtime_context().get_node_id()
+    try:
+        while True:
+            metrics = curate(algo.train())
+            _maybe_inject_fault(point.name, metrics.get("iteration", math.nan))
+            done = stop_reached(spec.stop, metrics)
+            every = spec.checkpoint.frequency
+            report = {**metrics, "node_id": node_id, "done_training": done}
+            if done or (every and int(metrics["iteration"]) % every == 0):
+                with tempfile.TemporaryDirectory() as folder:
+                    algo.save_to_path(folder)
+                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(report)
+            if done:
+                return
+    finally:
+        algo.stop()

@@ -1,0 +1,115 @@
+"""Sweep files: validation with one-line errors, grid expansion and trial planning."""
+
+import textwrap
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+from rllib_sparse.sweep.plan import plan, trial_config
+from rllib_sparse.sweep.spec import load_sweep
+
+BASE = {
+    "name": "study",
+    "algorithm": "ppo",
+    "env": "CartPole-v1",
+    "model": {"model": "simba", "depth": 1},
+    "grid": {"width": [16, 32], "sparsity": [0.0, 0.9], "seed": [0, 1]},
+    "training": {"lr": 0.001},
+    "stop": {"iterations": 2},
+}
+
+
+def write(tmp_path, data, name="sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_grid_expands_to_the_cartesian_product_with_readable_names(tmp_path):
+    spec = load_sweep(write(tmp_path, BASE))
+    assert spec.algorithm == "PPO"
+    points = spec.points()
+    assert len(points) == 8
+    names = [p.name for p in points]
+    assert names[0] == "simba-w16-d1-s0-seed0" and "simba-w32-d1-s0.9-seed1" in names
+    assert len(set(names)) == 8
+    point = points[-1]
+    assert point.model.seed == point.seed == 1  # the run seed also draws the masks
+    assert point.model.network("critic").sparsity == 0.9
+
+
+def test_training_and_actor_critic_axes(tmp_path):
+    data = dict(BASE, grid={"critic.width": [64, 128], "training.lr": [0.001, 0.0003]})
+    points = load_sweep(write(tmp_path, data)).points()
+    assert [(p.model.network("critic").width, p.training["lr"]) for p in points] == [
+        (64, 0.001), (64, 0.0003), (128, 0.001), (128, 0.0003)]
+    assert points[0].name == "simba-w256-d1-s0-cw64-cd1-cs0-lr0.001-seed0"
+
+
+def test_plan_counts_parameters_and_builds_rllib_configs(tmp_path):
+    spec = load_sweep(write(tmp_path, BASE), ["grid.seed=[0]"])
+    trials = plan(spec)
+    assert len(trials) == 4
+    by_name = {t.point.name: t for t in trials}
+    dense, sparse = by_name["simba-w32-d1-s0-seed0"], by_name["simba-w32-d1-s0.9-seed0"]
+    assert dense.dense_params == dense.nonzero_params == sparse.dense_params
+    assert sparse.nonzero_params < 0.25 * dense.dense_params
+    config = trial_config(spec, trials[0].point)
+    assert config.lr == 0.001 and config.seed == 0
+    assert config.model_config["sparse"]["width"] == 16
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d.update(widht=3), r"unknown key 'widht'"),
+    (lambda d: d.update(stpo={"iterations": 1}), r"unknown key 'stpo'; did you mean 'stop'\?"),
+    (lambda d: d["stop"].update(iterations=0), r"stop.iterations=0 is invalid"),
+    (lambda d: d.update(stop={}), r"stop=\{\} is invalid: set at least one of env_steps, iterations, time_s"),
+    (lambda d: d.update(algorithm="A2C"), r"algorithm='A2C' is invalid: Input should be 'PPO', 'APPO'"),
+    (lambda d: d["grid"].update(sparsity=[0.5, 1.0]), r"grid.sparsity\[1\]=1.0: .*less than 1"),
+    (lambda d: d["grid"].update(widht=[1]), r"grid.widht is not a known axis \(did you mean 'width'\?\)"),
+    (lambda d: d["grid"].update(seed=[]), r"grid.seed=\[\] has no values"),
+    (lambda d: d["model"].update(model="resnet"), r"model.model='resnet' is invalid: not a registered model"),
+    (lambda d: d["resources"].update(cpus_per_trial=0) if "resources" in d else d.update(
+        resources={"cpus_per_trial": 0}), r"resources.cpus_per_trial=0 is invalid"),
+    (lambda d: d.update(name="bad name!"), r"name='bad name!' is invalid"),
+])
+def test_bad_files_fail_with_one_line_naming_file_field_value(tmp_path, mutate, message):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ValueError, match=message) as info:
+        load_sweep(path)
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+def test_malformed_yaml_and_unknown_hyper_parameter(tmp_path):
+    bad = write(tmp_path, "name: x\ngrid: [1, 2\n")
+    with pytest.raises(ValueError, match=r"not valid YAML at line 3"):
+        load_sweep(bad)
+    spec = load_sweep(write(tmp_path, dict(BASE, training={"lrr": 0.1})))
+    with pytest.raises(ValueError, match=r"training.lrr is not a PPO training setting; did you mean 'lr'\?"):
+        plan(spec)
+    with pytest.raises(ValueError, match=r"--set 'stop' is invalid"):
+        load_sweep(write(tmp_path, BASE), ["stop"])
+
+
+def test_validate_command_prints_the_grid(tmp_path):
+    run = run_cli("validate", str(REPO / "tune_configs" / "quickstart.yaml"))
+    assert run.returncode == 0, run.stderr
+    assert "9 trial(s)" in run.stdout
+    assert "simba-w128-d1-s0.9-seed0" in run.stdout
+    bad = run_cli("validate", str(write(tmp_path, textwrap.dedent("""
+        name: s
+        algorithm: PPO
+        env: CartPole-v1
+        model: {model: nature_cnn}
+        stop: {iterations: 1}
+        """))))
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "needs image observations" in bad.stderr
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_validates(path):
+    assert plan(load_sweep(path))
