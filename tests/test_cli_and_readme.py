@@ -42,7 +42,9 @@ def test_inspect_reports_per_network_layers_and_counts():
     (["inspect", "--algorithm", "BC"], "algorithm='BC' is not supported; allowed: PPO"),
     (["inspect", "--allocation", "erk"], "allocation='erk' is invalid"),
     (["inspect", "--width", "0"], "width=0 is invalid"),
-    (["train", "--iterations", "0"], "--iterations=0 is invalid"),
+    (["train", "tune_configs/quickstart.yaml", "--trial", "nope"], "--trial='nope' is not a trial of"),
+    (["train", "tune_configs/quickstart.yaml", "--set", "stop.iterations=0"], "stop.iterations=0 is invalid"),
+    (["sweep", "tune_configs/missing.yaml"], "cannot read the sweep file"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message):
     run = run_cli(*args)
@@ -53,13 +55,14 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 
 @pytest.mark.ray
-def test_train_runs_a_short_sparse_job(tmp_path):
-    run = run_cli("train", "--width", "32", "--depth", "1", "--sparsity", "0.9", "--iterations", "2",
+def test_train_runs_one_trial_of_a_sweep_file(tmp_path):
+    run = run_cli("train", "tune_configs/quickstart.yaml", "--smoke", "--trial", "simba-w64-d1-s0.9-seed0",
                   "--num-cpus", "2", "--checkpoint", str(tmp_path / "ckpt"))
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "training simba-w64-d1-s0.9-seed0 (PPO on CartPole-v1)" in run.stdout
     iterations = re.findall(r"^iter +(\d+) +env_steps +([\d,]+)", run.stdout, flags=re.M)
     assert [int(i) for i, _ in iterations] == [1, 2]
-    assert "max |masked weight| = 0.0" in run.stdout
+    assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
     assert (tmp_path / "ckpt" / "algorithm_state.pkl").exists()
 
 
@@ -72,7 +75,7 @@ def test_readme_first_lines_give_the_two_commands():
     lines = (REPO / "README.md").read_text().splitlines()
     commands = [line for line in lines[:6] if line.startswith("bash scripts/setup.sh")]
     assert len(commands) == 2
-    assert "rllib-sparse train" in commands[0]
+    assert "rllib-sparse sweep tune_configs/quickstart.yaml" in commands[0]
     assert commands[1] in (REPO / ".ci" / "run").read_text()
 
 

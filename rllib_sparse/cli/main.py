@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,15 @@ from rllib_sparse import __version__
 
 class BadInput(Exception):
     """Input the user must fix; printed as one line, exit code 2."""
+
+
+def _quiet_rllib() -> None:
+    """RLlib's driver-side notices ("running PPO on the new API stack", deprecations) drown the
+    progress lines. RLlib sets its logger's level when it is imported, hence import first."""
+    import ray.rllib  # noqa: F401
+
+    for name in ("ray.rllib", "ray._common.deprecation"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 # ----------------------------------------------------------------------------------------- arguments
@@ -60,6 +70,7 @@ def _configured(args: argparse.Namespace):
     """An RLlib config for ``args.algorithm``/``args.env`` with the sparse model, fully validated."""
     from rllib_sparse.rllib import algorithm_config, with_sparse_model
 
+    _quiet_rllib()
     try:
         config = algorithm_config(args.algorithm).environment(args.env)
         return with_sparse_model(config, args.model, **_model_fields(args))
@@ -131,6 +142,7 @@ def _load_sweep(args: argparse.Namespace):
     from rllib_sparse.sweep.plan import plan
     from rllib_sparse.sweep.spec import load_sweep
 
+    _quiet_rllib()
     overrides = (args.set or []) + (["smoke=true"] if args.smoke else [])
     try:
         spec = load_sweep(args.file, overrides)
@@ -211,6 +223,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Every trial of the grid with Ray Tune, tracked in MLflow."""
     from rllib_sparse.sweep.runner import SweepInputError, SweepOptions, run_sweep
 
+    _quiet_rllib()
     options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
                            tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
                            tracking=not args.no_tracking, num_cpus=args.num_cpus)

@@ -7,6 +7,7 @@ Exit codes: 0 every trial finished; 1 some trial failed after its retries (named
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -48,14 +49,22 @@ class SweepOptions:
     runs_dir: Path = Path(RUNS_DIR)
 
 
-def prepare(options: SweepOptions) -> tuple[SweepSpec, list[PlannedTrial], str | None]:
-    """Everything that can fail on input, before Ray starts: file, grid, env, address, tracking store."""
+def prepare(options: SweepOptions) -> tuple[SweepSpec, list[PlannedTrial], str | None, Path | None]:
+    """Everything that can fail on input, before Ray starts and before anything is written: file,
+    grid, env, the sweep to resume, address, tracking store."""
     overrides = list(options.overrides) + (["smoke=true"] if options.smoke else [])
     try:
         spec = load_sweep(options.file, overrides)
         trials = plan(spec, source=str(options.file))
     except ValueError as error:
         raise SweepInputError(str(error)) from None
+    meta_path = None
+    if options.resume:
+        meta_path = _latest_sweep(options.runs_dir.resolve(), spec.name)
+        if meta_path is None:
+            raise SweepInputError(f"--resume: no earlier sweep of study {spec.name!r} under "
+                                  f"{options.runs_dir.resolve() / spec.name}; allowed: --resume after a "
+                                  "sweep of the same file was started")
     if options.address:
         _check_address(options.address)
     uri = None
@@ -65,7 +74,7 @@ def prepare(options: SweepOptions) -> tuple[SweepSpec, list[PlannedTrial], str |
             check_tracking_uri(uri)
         except ValueError as error:
             raise SweepInputError(str(error)) from None
-    return spec, trials, uri
+    return spec, trials, uri, meta_path
 
 
 def _check_address(address: str) -> None:
@@ -186,6 +195,7 @@ def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
         "dense_params": planned.dense_params, "nonzero_params": planned.nonzero_params,
         "num_env_runners": spec.resources.num_env_runners,
         "num_envs_per_env_runner": spec.resources.num_envs_per_env_runner,
+        "smoke": spec.smoke,
     }
     params.update({f"training.{k}": v for k, v in point.training.items()})
     return params
@@ -198,17 +208,15 @@ def _latest_sweep(runs: Path, name: str) -> Path | None:
 
 def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
     """Run (or ``resume``) the sweep of ``options.file``; returns the exit code."""
-    spec, trials, uri = prepare(options)
+    spec, trials, uri, meta_path = prepare(options)
     runs = options.runs_dir.resolve() / spec.name
-    meta_path = _latest_sweep(options.runs_dir.resolve(), spec.name) if options.resume else None
-    if options.resume and meta_path is None:
-        raise SweepInputError(f"--resume: no earlier sweep of study {spec.name!r} under {runs}; "
-                              "allowed: --resume after a sweep of the same file was started")
     meta = json.loads(meta_path.read_text()) if meta_path else {
         "stamp": time.strftime("%Y%m%d-%H%M%S"), "file": str(options.file.resolve()), "tracking_uri": uri}
     uri = meta.get("tracking_uri") if options.resume and options.tracking_uri is None else uri
     experiment_dir = runs / meta["stamp"]
 
+    # Tune's console output (config boxes, status tables) is replaced by ProgressCallback's lines.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
 

@@ -1,0 +1,162 @@
+"""Sweeps end to end on a real local Ray with a real MLflow store: tracking, faults, resume, bad input."""
+
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import REPO
+
+pytestmark = pytest.mark.ray
+
+SWEEP = {
+    "name": "tiny",
+    "algorithm": "PPO",
+    "env": "CartPole-v1",
+    "model": {"model": "simba", "depth": 1},
+    "grid": {"width": [16], "sparsity": [0.0, 0.9]},
+    "training": {"lr": 0.001, "train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1},
+    "stop": {"iterations": 3},
+    "checkpoint": {"frequency": 1},
+    "failure": {"max_retries": 2},
+}
+
+
+def sweep_file(folder: Path, **changes) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**SWEEP, **changes}))
+    return path
+
+
+def rllib_sparse(args, cwd, env=None, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("rllib-sparse")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})}, **kwargs)
+
+
+def children(uri: str, experiment: str):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, kids
+
+
+def test_local_sweep_tracks_every_trial_in_mlflow(tmp_path):
+    run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), "--num-cpus", "2"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "simba-w16-d1-s0.9-seed0" in run.stdout and "finished" in run.stdout
+    assert "width \\ sparsity" in run.stdout
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    assert f"mlflow ui --backend-store-uri {uri}" in run.stdout
+    assert "Configuration for experiment" not in run.stdout  # Tune's own tables are off
+    client, parents, kids = children(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(parents[0].info.run_id)] == ["tiny.yaml"]
+    assert sorted(k.info.run_name for k in kids) == ["simba-w16-d1-s0-seed0", "simba-w16-d1-s0.9-seed0"]
+    for kid in kids:
+        assert kid.info.status == "FINISHED"
+        assert kid.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        params = kid.data.params
+        assert params["width"] == "16" and params["algorithm"] == "PPO"
+        assert int(params["nonzero_params"]) <= int(params["dense_params"])
+        assert not any(key.startswith("config/") for key in params)  # a curated set, not RLlib's dump
+        assert len(params) < 40
+        history = client.get_metric_history(kid.info.run_id, "episode_return_mean")
+        steps = [m.step for m in history]
+        assert len(steps) == 3 and steps == sorted(steps) and steps[0] > 0  # env steps as MLflow step
+        assert "learner/policy_loss" in kid.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(kid.info.run_id)}
+        assert artifacts == {"sparsity.json", "checkpoint.json"}
+        assert Path(kid.data.tags["checkpoint"]).exists()
+        assert kid.data.tags.get("ray.node_id")
+    sparse = next(k for k in kids if k.data.params["sparsity"] == "0.9")
+    local = client.download_artifacts(sparse.info.run_id, "sparsity.json", str(tmp_path))
+    layers = yaml.safe_load(Path(local).read_text())
+    assert {"actor", "critic"} <= set(layers)
+    kept = sum(row["nonzero"] for rows in layers.values() for row in rows)
+    total = sum(row["total"] for rows in layers.values() for row in rows)
+    assert kept / total == pytest.approx(0.1, abs=0.01)
+
+
+def test_crashed_trial_is_retried_from_its_checkpoint_with_one_continuous_history(tmp_path):
+    marker = tmp_path / "crashed-once"
+    fault = {"RLLIB_SPARSE_INJECT_FAULT": f"s0.9@2@{marker}"}
+    run = rllib_sparse(["sweep", str(sweep_file(tmp_path, stop={"iterations": 4})), "--num-cpus", "2"],
+                       cwd=tmp_path, env=fault)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert marker.exists()  # the fault did fire
+    assert "retrying from its last checkpoint" in run.stdout
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    client, _, kids = children(uri, "tiny")
+    assert len(kids) == 2
+    crashed = next(k for k in kids if k.info.run_name == "simba-w16-d1-s0.9-seed0")
+    assert crashed.info.status == "FINISHED"
+    history = client.get_metric_history(crashed.info.run_id, "iteration")
+    assert [m.value for m in history] == [1.0, 2.0, 3.0, 4.0]  # restored at 2: no gap, no repeat
+    steps = [m.step for m in history]
+    assert steps == sorted(set(steps))
+
+
+def _finished_children(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute("select count(*) from runs r join tags t on r.run_uuid = t.run_uuid "
+                               "where t.key = 'mlflow.parentRunId' and r.status = 'FINISHED'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
+    path = sweep_file(tmp_path, grid={"width": [16], "sparsity": [0.0, 0.5, 0.9]}, stop={"iterations": 5},
+                      resources={"max_concurrent_trials": 1})
+    exe = Path(sys.executable).with_name("rllib-sparse")
+    driver = subprocess.Popen([str(exe), "sweep", str(path), "--num-cpus", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    db = tmp_path / "mlruns" / "mlflow.db"
+    deadline = time.time() + 300
+    try:
+        while _finished_children(db) < 1 and time.time() < deadline and driver.poll() is None:
+            time.sleep(1)
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+        assert _finished_children(db) >= 1
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, nothing else
+        driver.wait()
+    resumed = rllib_sparse(["sweep", str(path), "--resume", "--num-cpus", "2"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    uri = f"sqlite:///{db}"
+    client, parents, kids = children(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    names = sorted(k.info.run_name for k in kids)
+    assert names == ["simba-w16-d1-s0-seed0", "simba-w16-d1-s0.5-seed0", "simba-w16-d1-s0.9-seed0"]
+    assert all(k.info.status == "FINISHED" for k in kids)
+    for kid in kids:
+        values = [m.value for m in client.get_metric_history(kid.info.run_id, "iteration")]
+        assert values == sorted(set(values)) and values[-1] == 5.0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--address", "127.0.0.1:1"], "--address='127.0.0.1:1' is unreachable"),
+    (["--tracking-uri", "http://127.0.0.1:1"], "tracking URI 'http://127.0.0.1:1' is unreachable"),
+    (["--set", "grid.widht=[1]"], "grid.widht is not a known axis"),
+    (["--resume"], "--resume: no earlier sweep of study 'tiny'"),
+])
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
+    run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), *args], cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("rllib-sparse: error:")]
+    assert len(errors) == 1 and message in errors[0], run.stderr
+    assert "WARNING" not in run.stderr, run.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
