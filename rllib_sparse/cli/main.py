@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -233,6 +234,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise BadInput(str(error)) from None
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Submit the sweep as a Ray Job; print the job id and how to follow it (``--wait`` follows)."""
+    from rllib_sparse.sweep import submit as jobs
+
+    _load_sweep(args)  # the same checks as `validate`, before anything is submitted
+    sweep_args = [f"--set={item}" for item in (args.set or [])]
+    if args.smoke:
+        sweep_args.append("--smoke")
+    if args.tracking_uri:
+        sweep_args.append(f"--tracking-uri={args.tracking_uri}")
+    job_dir = args.job_dir or f"~/rllib-sparse-jobs/{Path(args.file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    env_vars = {key: os.environ[key] for key in ("RAY_AUTH_MODE",) if key in os.environ}
+    try:
+        client, job_id = jobs.submit(args.address, Path(args.file), job_dir, sweep_args, env_vars)
+    except ValueError as error:
+        raise BadInput(str(error)) from None
+    print(f"submitted job {job_id} to {args.address}; the sweep runs in {job_dir} on the head node")
+    print(f"follow it: ray job logs --address {args.address} --follow {job_id}")
+    if not args.wait:
+        return 0
+    status = jobs.follow(client, job_id)
+    print(f"job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -272,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep of this study")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (e.g. to measure its cost)")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("submit", help="submit a sweep to a Ray cluster as a Ray Job")
+    _add_sweep_arguments(p)
+    p.add_argument("--address", required=True, help="the cluster's Jobs endpoint, e.g. http://HEAD:8265")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI the cluster can reach (e.g. http://mlflow:5000)")
+    p.add_argument("--job-dir", help="folder on the head node for the sweep's runs/ and default MLflow store "
+                                     "(default: ~/rllib-sparse-jobs/<file>-<time>)")
+    p.add_argument("--wait", action="store_true", help="follow the job's logs until it ends")
+    p.set_defaults(func=cmd_submit)
     return parser
 
 

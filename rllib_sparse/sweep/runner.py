@@ -232,6 +232,9 @@ def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
     started_ray = not ray.is_initialized()
     if started_ray:
         if options.address:
+            # Ray 2.60 clusters use token auth by default; a client must say so to present its token.
+            if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
+                os.environ["RAY_AUTH_MODE"] = "token"
             ray.init(address=options.address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, num_cpus=options.num_cpus, log_to_driver=False)
