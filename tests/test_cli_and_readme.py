@@ -94,3 +94,12 @@ def test_readme_torch_example_runs_as_written():
     run = run_python(block)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "sparsity 0.9000" in run.stdout
+
+
+def test_readme_sweep_file_is_the_shipped_quickstart(tmp_path):
+    from rllib_sparse.sweep.spec import load_sweep
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
+    (tmp_path / "readme.yaml").write_text(block)
+    assert load_sweep(tmp_path / "readme.yaml") == load_sweep(REPO / "tune_configs" / "quickstart.yaml")

@@ -160,3 +160,52 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert "WARNING" not in run.stderr, run.stderr
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
+
+
+def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):
+    import socket
+
+    from rllib_sparse.sweep.mlflow_server import local_mlflow_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with local_mlflow_server(tmp_path / "server", port) as uri:
+        run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), "--tracking-uri", uri, "--num-cpus", "2"],
+                           cwd=tmp_path)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+        assert f"MLflow: open {uri}" in run.stdout
+        client, parents, kids = children(uri, "tiny")
+        assert len(parents) == 1 and len(kids) == 2
+        assert all(k.info.status == "FINISHED" for k in kids + parents)
+        assert {a.path for a in client.list_artifacts(kids[0].info.run_id)} == {"sparsity.json", "checkpoint.json"}
+        assert len(client.get_metric_history(kids[0].info.run_id, "episode_return_mean")) == 3
+    assert not (tmp_path / "mlruns").exists()  # nothing went to the embedded default
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_sweep_file_runs_with_smoke(tmp_path, path):
+    run = rllib_sparse(["sweep", str(path), "--smoke", "--no-tracking", "--num-cpus", "2"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "(smoke)" in run.stdout and "FAILED" not in run.stdout
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_trial_failing_after_its_retries_exits_1_and_is_named(tmp_path):
+    marker = tmp_path / "crashed"
+    run = rllib_sparse(["sweep", str(sweep_file(tmp_path, failure={"max_retries": 0})), "--num-cpus", "2"],
+                       cwd=tmp_path, env={"RLLIB_SPARSE_INJECT_FAULT": f"s0.9@1@{marker}"})
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "FAILED trials (1): simba-w16-d1-s0.9-seed0" in run.stdout
+    client, parents, kids = children(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}", "tiny")
+    status = {k.info.run_name: k.info.status for k in kids}
+    assert status == {"simba-w16-d1-s0-seed0": "FINISHED", "simba-w16-d1-s0.9-seed0": "FAILED"}
+    assert parents[0].info.status == "FAILED"
+
+
+def test_malformed_file_exits_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: tiny\nstop: {iterations: 1\n")
+    run = rllib_sparse(["sweep", str(bad)], cwd=tmp_path)
+    assert run.returncode == 2 and f"{bad}: not valid YAML at line" in run.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()

@@ -47,6 +47,7 @@ class SweepOptions:
     tracking: bool = True
     num_cpus: int | None = None
     runs_dir: Path = Path(RUNS_DIR)
+    extra_callbacks: list = field(default_factory=list)  # more Tune callbacks (e.g. another tracker)
 
 
 def prepare(options: SweepOptions) -> tuple[SweepSpec, list[PlannedTrial], str | None, Path | None]:
@@ -238,9 +239,9 @@ def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
             ray.init(address=options.address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, num_cpus=options.num_cpus, log_to_driver=False)
-    callback = ProgressCallback(spec, trials, uri, meta.get("parent_run_id"))
     status = "FAILED"
     failed: list[str] = []
+    unfinished: list[str] = []
     grid = None
     try:
         first = trial_config(spec, trials[0].point)
@@ -259,23 +260,35 @@ def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
                                             trial_name_creator=lambda t: trials[t.config["index"]].point.name,
                                             trial_dirname_creator=lambda t: trials[t.config["index"]].point.name),
                 run_config=tune.RunConfig(
-                    name=meta["stamp"], storage_path=str(runs), verbose=0, callbacks=[callback],
+                    name=meta["stamp"], storage_path=str(runs), verbose=0,
+                    callbacks=[ProgressCallback(spec, trials, uri, meta.get("parent_run_id")),
+                               *options.extra_callbacks],
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries)),
             )
         grid = tuner.fit()
         failed = [trials[r.config["index"]].point.name for r in grid if r.error is not None]
-        status = "FAILED" if failed else "FINISHED"
+        # Tune returns normally on Ctrl-C too, with the running trials stopped where they were.
+        unfinished = [trials[r.config["index"]].point.name for r in grid
+                      if r.error is None and not (r.metrics or {}).get("done_training")]
+        status = "KILLED" if unfinished else "FAILED" if failed else "FINISHED"
     except KeyboardInterrupt:
-        status = "KILLED"
+        status, unfinished = "KILLED", []
         raise
     finally:
         if tracker is not None:
+            if unfinished:
+                tracker.load_children()
+            for name in unfinished:
+                tracker.end_trial(name, "KILLED")  # reopened by --resume; never left RUNNING
             tracker.end_parent(status)
         if started_ray:
             ray.shutdown()
     summary(spec, trials, grid, failed, uri, experiment_dir, out)
-    return 1 if failed else 0
+    if unfinished:
+        out(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
+            f"rllib-sparse sweep {options.file} --resume")
+    return 1 if failed or unfinished else 0
 
 
 def _trainable():

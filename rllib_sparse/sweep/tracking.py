@@ -94,9 +94,7 @@ class SweepTracker:
         if run_id is not None:
             self.parent_run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
-            for run in self._children():
-                self._child[run.data.tags[TRIAL_TAG]] = run.info.run_id
-                self._last_step[run.info.run_id] = self._max_step(run)
+            self.load_children()
             return run_id
         import ray
 
@@ -111,6 +109,12 @@ class SweepTracker:
         if sweep_file is not None:
             self.client.log_artifact(self.parent_run_id, str(sweep_file))
         return self.parent_run_id
+
+    def load_children(self) -> None:
+        """Learn the parent's existing child runs (made by another tracker, or before a resume)."""
+        for run in self._children():
+            self._child[run.data.tags[TRIAL_TAG]] = run.info.run_id
+            self._last_step[run.info.run_id] = self._max_step(run)
 
     def _children(self):
         return self.client.search_runs([self.experiment_id],
