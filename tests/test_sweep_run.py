@@ -1,6 +1,5 @@
 """Sweeps end to end on a real local Ray with a real MLflow store: tracking, faults, resume, bad input."""
 
-import math
 import os
 import signal
 import sqlite3
