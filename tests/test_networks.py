@@ -107,6 +107,8 @@ def test_config_resolves_actor_and_critic():
     assert (actor.width, actor.depth, actor.sparsity) == (128, get_model("simba").default_depth, 0.8)
     assert (critic.width, critic.depth, critic.sparsity) == (512, 3, 0.8)
     assert SparseModelConfig.parse({"critic": {"sparsity": 0.0}, "sparsity": 0.9}).network("critic").sparsity == 0.0
+    mixed = SparseModelConfig.parse({"allocation": "uniform", "critic": {"allocation": "erdos_renyi"}})
+    assert (mixed.network("actor").allocation, mixed.network("critic").allocation) == ("uniform", "erdos_renyi")
 
 
 @pytest.mark.parametrize("data,pattern", [
@@ -116,6 +118,7 @@ def test_config_resolves_actor_and_critic():
     ({"critic": {"depth": 0}}, r"critic.depth=0 is invalid"),
     ({"model": "resnet"}, r"model='resnet' is invalid: not a registered model; allowed: .*simba"),
     ({"allocation": "erk"}, r"allocation='erk' is invalid: .*allowed: erdos_renyi, uniform"),
+    ({"critic": {"allocation": "erk"}}, r"critic.allocation='erk' is invalid: .*allowed: erdos_renyi, uniform"),
     ({"widht": 64}, r"unknown key 'widht'; did you mean 'width'\?"),
     ({"actor": {"sparsty": 0.5}}, r"unknown key 'actor.sparsty'; did you mean 'sparsity'\?"),
 ])

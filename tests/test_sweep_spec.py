@@ -47,6 +47,17 @@ def test_training_and_actor_critic_axes(tmp_path):
     assert points[0].name == "simba-w256-d1-s0-cw64-cd1-cs0-lr0.001-seed0"
 
 
+def test_per_network_allocation_axis(tmp_path):
+    data = dict(BASE, grid={"critic.allocation": ["erdos_renyi", "uniform"]})
+    trials = plan(load_sweep(write(tmp_path, data)))
+    assert [t.point.name for t in trials] == ["simba-w256-d1-s0-critic-erdos_renyi-seed0",
+                                              "simba-w256-d1-s0-critic-uniform-seed0"]
+    sparse = load_sweep(write(tmp_path, dict(data, model={"depth": 1, "sparsity": 0.9})))
+    layers = [t.layers["critic"] for t in plan(sparse)]
+    densities = [{row["density"] for row in rows} for rows in layers]
+    assert len(densities[1]) == 1 and len(densities[0]) > 1  # uniform: one density; ER: several
+
+
 def test_plan_counts_parameters_and_builds_rllib_configs(tmp_path):
     spec = load_sweep(write(tmp_path, BASE), ["grid.seed=[0]"])
     trials = plan(spec)

@@ -21,13 +21,25 @@ Sparsity = Annotated[float, Field(ge=0.0, lt=1.0)]
 Role = Literal["actor", "critic"]
 
 
+def _check_allocation(name: str) -> str:
+    if name not in ALLOCATIONS:
+        raise ValueError(f"not a known allocation; allowed: {', '.join(ALLOCATIONS)}")
+    return name
+
+
 class NetworkOverrides(BaseModel):
-    """Per-network values that replace the shared ``width``/``depth``/``sparsity``."""
+    """Per-network values that replace the shared ``width``/``depth``/``sparsity``/``allocation``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     width: Width | None = None
     depth: Depth | None = None
     sparsity: Sparsity | None = None
+    allocation: str | None = None
+
+    @field_validator("allocation")
+    @classmethod
+    def _known_allocation(cls, name: str | None) -> str | None:
+        return None if name is None else _check_allocation(name)
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,7 @@ class NetworkSpec:
     width: int
     depth: int
     sparsity: float
+    allocation: str
 
 
 class SparseModelConfig(BaseModel):
@@ -71,9 +84,7 @@ class SparseModelConfig(BaseModel):
     @field_validator("allocation")
     @classmethod
     def _known_allocation(cls, name: str) -> str:
-        if name not in ALLOCATIONS:
-            raise ValueError(f"not a known allocation; allowed: {', '.join(ALLOCATIONS)}")
-        return name
+        return _check_allocation(name)
 
     def network(self, role: Role) -> NetworkSpec:
         entry = get_model(self.model)
@@ -83,6 +94,7 @@ class SparseModelConfig(BaseModel):
             width=override.width or self.width or entry.default_width,
             depth=override.depth or self.depth or entry.default_depth,
             sparsity=self.sparsity if override.sparsity is None else override.sparsity,
+            allocation=override.allocation or self.allocation,
         )
 
     @classmethod

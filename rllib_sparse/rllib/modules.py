@@ -93,7 +93,7 @@ class SparseModuleMixin:
             if spec.sparsity == 0.0:
                 continue
             self.sparse_densities[network] = sparsify(
-                self, spec.sparsity, allocation=config.allocation, seed=config.seed, include=present,
+                self, spec.sparsity, allocation=spec.allocation, seed=config.seed, include=present,
                 keep_first_dense=config.keep_first_dense, keep_last_dense=config.keep_last_dense,
                 rescale=config.rescale,
             )

@@ -192,7 +192,7 @@ def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
         "algorithm": spec.algorithm, "env": point.env, "model": point.model.model,
         "width": actor.width, "depth": actor.depth, "sparsity": actor.sparsity,
         "critic_width": critic.width, "critic_depth": critic.depth, "critic_sparsity": critic.sparsity,
-        "allocation": point.model.allocation, "seed": point.seed,
+        "allocation": actor.allocation, "critic_allocation": critic.allocation, "seed": point.seed,
         "dense_params": planned.dense_params, "nonzero_params": planned.nonzero_params,
         "num_env_runners": spec.resources.num_env_runners,
         "num_envs_per_env_runner": spec.resources.num_envs_per_env_runner,

@@ -22,8 +22,9 @@ from rllib_sparse.networks import SparseModelConfig
 ALGORITHMS = ("PPO", "APPO", "IMPALA", "SAC", "DQN")
 
 #: Grid axes on the sparse model, as dotted paths into ``model``.
-MODEL_AXES = ("width", "depth", "sparsity", "allocation", "actor.width", "actor.depth", "actor.sparsity",
-              "critic.width", "critic.depth", "critic.sparsity")
+MODEL_AXES = ("width", "depth", "sparsity", "allocation",
+              "actor.width", "actor.depth", "actor.sparsity", "actor.allocation",
+              "critic.width", "critic.depth", "critic.sparsity", "critic.allocation")
 #: Grid axes on the run itself.
 RUN_AXES = ("seed", "env")
 #: Any ``training.<name>`` (an argument of the algorithm's ``config.training(...)``) is an axis too.
@@ -184,8 +185,8 @@ class GridPoint:
         if (critic.width, critic.depth, critic.sparsity) != (actor.width, actor.depth, actor.sparsity):
             parts += [f"cw{critic.width}", f"cd{critic.depth}", f"cs{critic.sparsity:g}"]
         for axis, value in self.axes.items():
-            if axis == "allocation":
-                parts.append(str(value))
+            if axis.endswith("allocation"):
+                parts.append(f"{axis.split('.')[0]}-{value}" if "." in axis else str(value))
             elif axis == "env":
                 parts.append(re.sub(r"[^A-Za-z0-9]+", "", str(value).split("/")[-1]))
             elif axis.startswith(TRAINING_PREFIX):

@@ -8,6 +8,7 @@ their ``rllib_sparse.trial`` tag, so a resumed sweep or a retried trial continue
 
 from __future__ import annotations
 
+import functools
 import math
 import socket
 import subprocess
@@ -59,6 +60,7 @@ def ui_command(uri: str) -> str:
     return f"open {uri}"
 
 
+@functools.lru_cache(maxsize=1)
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -66,6 +68,16 @@ def _git_commit() -> str | None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except OSError:
         return None
+
+
+def _version_tags() -> dict[str, str]:
+    """rllib-sparse and Ray versions, and the git commit when the package runs from a checkout."""
+    import ray
+
+    tags = {"rllib_sparse.version": rllib_sparse.__version__, "ray.version": ray.__version__}
+    if commit := _git_commit():
+        tags["git.commit"] = commit
+    return tags
 
 
 class SweepTracker:
@@ -96,13 +108,8 @@ class SweepTracker:
             self.client.update_run(run_id, status="RUNNING")
             self.load_children()
             return run_id
-        import ray
-
-        tags = {SWEEP_TAG: sweep_name, "rllib_sparse.version": rllib_sparse.__version__,
-                "ray.version": ray.__version__}
-        if commit := _git_commit():
-            tags["git.commit"] = commit
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=sweep_name)
+        run = self.client.create_run(self.experiment_id, tags={SWEEP_TAG: sweep_name, **_version_tags()},
+                                     run_name=sweep_name)
         self.parent_run_id = run.info.run_id
         if params:
             self.client.log_batch(self.parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -132,7 +139,7 @@ class SweepTracker:
             run = self.client.create_run(
                 self.experiment_id, run_name=trial_name,
                 tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_name, "tune.trial_id": trial_id,
-                      "rllib_sparse.version": rllib_sparse.__version__, **tags})
+                      **_version_tags(), **tags})
             run_id = run.info.run_id
             self._child[trial_name] = run_id
             self._last_step[run_id] = -math.inf
