@@ -2,7 +2,7 @@
 
 Why: masked gradients leave Adam's second moment at exactly 0 for pruned weights, and on CPU the
 per-tensor Adam that RLlib's Learners get by default calls ``exp_avg_sq.sqrt()``, which torch 2.13
-computes ~6x slower on exact zeros (docs/design.md, docs/benchmarks.md). The fused kernel does the same
+computes ~7x slower on exact zeros (docs/design.md, docs/benchmarks.md). The fused kernel does the same
 arithmetic without that slow path, for dense and sparse modules alike, so sparse-vs-dense comparisons
 stay fair. Everything else about the Learners is RLlib's.
 """
