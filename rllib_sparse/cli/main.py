@@ -34,7 +34,7 @@ def _quiet_rllib() -> None:
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The algorithm, the env and the sparse model: shared by every command that builds a module."""
+    """The algorithm, the env and the sparse model given as flags (``inspect``)."""
     parser.add_argument("--algorithm", default="PPO", help="PPO, APPO, IMPALA, SAC or DQN")
     parser.add_argument("--env", default="CartPole-v1", help="env id (its spaces size the module)")
     group = parser.add_argument_group("sparse model")

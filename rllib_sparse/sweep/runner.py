@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
 import sys
 import time
@@ -25,7 +26,6 @@ from rllib_sparse.sweep.tracking import (
     SweepTracker,
     check_tracking_uri,
     default_tracking_uri,
-    port_open,
     ui_command,
 )
 
@@ -89,6 +89,14 @@ def _check_address(address: str) -> None:
     if not port_open(host, port):
         raise SweepInputError(f"--address={address!r} is unreachable (nothing answers on {host}:{port}); "
                               "allowed: the address of a running Ray head")
+
+
+def port_open(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 class ProgressCallback(Callback):

@@ -237,9 +237,3 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
         key, value = parse_assignment(assignment)
         data = _set_path(data, key, value)
     return validate(SweepSpec, data, source=str(path))
-
-
-def format_count(n: float) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(int(n))
-
-

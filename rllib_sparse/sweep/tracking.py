@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import math
-import socket
 import subprocess
 import time
 import urllib.error
@@ -175,11 +174,3 @@ class SweepTracker:
     def end_parent(self, status: str) -> None:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
-
-
-def port_open(host: str, port: int, timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
