@@ -73,11 +73,12 @@ class _ImpalaResidual(nn.Module):
         super().__init__()
         self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act0, self.act1 = nn.ReLU(), nn.ReLU()  # modules, so diagnostics can hook their outputs
         orthogonal_(self.conv0, _RELU_GAIN)
         orthogonal_(self.conv1, _RELU_GAIN)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+        return x + self.conv1(self.act1(self.conv0(self.act0(x))))
 
 
 class ImpalaCNN(nn.Module):

@@ -27,11 +27,12 @@ class SimBaBlock(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.up = nn.Linear(width, 4 * width)
         self.down = nn.Linear(4 * width, width)
+        self.act = nn.ReLU()  # a module, so diagnostics can hook the post-activation outputs
         he_truncated_normal_(self.up)
         he_truncated_normal_(self.down)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.down(torch.relu(self.up(self.norm(z))))
+        return z + self.down(self.act(self.up(self.norm(z))))
 
 
 class SimBa(nn.Module):

@@ -26,12 +26,21 @@ from torch import nn
 
 
 class _MaskGradient(torch.autograd.Function):
-    """Identity on the weight; multiplies the incoming gradient by the mask."""
+    """Identity on the weight; multiplies the incoming gradient by the mask.
+
+    Written in the ``setup_context`` form with a generated vmap rule, so that ``torch.func``
+    transforms (per-sample gradients in the diagnostics) see masked gradients too.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, grad_mask: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(grad_mask)
+    def forward(weight: torch.Tensor, grad_mask: torch.Tensor) -> torch.Tensor:
         return weight.view_as(weight)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[1])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):

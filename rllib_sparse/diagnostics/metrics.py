@@ -1,0 +1,115 @@
+"""The paper's plasticity diagnostics, for any torch network (no Ray import).
+
+- ``srank`` (Kumar et al. 2021): how many singular directions carry 1 - δ of the feature matrix's
+  spectrum. It cannot exceed the batch size, so use a batch at least as large as the feature width.
+- ``dormant_ratios`` (Sokar et al. 2023): a neuron is dormant when its mean |activation| is at most
+  τ times the layer's average (τ = 0: exactly silent).
+- ``gradient_cosines`` (Lyle et al. 2023): cosine similarity of per-sample gradients (``torch.func``);
+  mostly positive off-diagonal entries mean that updates for one sample move the others the same way,
+  negative ones mean interference.
+- norms of parameters, gradients and features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+#: Modules whose outputs are "post-activation" for the dormant-neuron count.
+ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Mish)
+
+
+def srank(features: torch.Tensor, delta: float = 0.01) -> int:
+    """min k such that the top-k singular values hold a (1 - δ) share of their sum (0 for all-zero)."""
+    if features.dim() != 2:
+        raise ValueError(f"features must be a (batch, width) matrix; got shape {tuple(features.shape)}")
+    sigma = torch.linalg.svdvals(features.detach().double())
+    total = sigma.sum()
+    if total <= 0:
+        return 0
+    cumulative = torch.cumsum(sigma, 0) / total
+    return int(torch.searchsorted(cumulative, torch.tensor(1.0 - delta, dtype=cumulative.dtype)).item()) + 1
+
+
+def neuron_scores(activation: torch.Tensor) -> torch.Tensor:
+    """Mean |activation| per neuron: over the batch, and over space for conv feature maps (B, C, ...)."""
+    a = activation.detach().abs()
+    return a.mean(dim=0) if a.dim() == 2 else a.transpose(0, 1).reshape(a.shape[1], -1).mean(dim=1)
+
+
+def dormant_ratios(activations: Mapping[str, torch.Tensor], tau: float) -> tuple[dict[str, float], float]:
+    """Fraction of dormant neurons per layer, and over all layers' neurons together."""
+    per_layer, dormant, total = {}, 0, 0
+    for name, activation in activations.items():
+        scores = neuron_scores(activation)
+        mean = scores.mean()
+        normalised = scores / mean if mean > 0 else torch.zeros_like(scores)
+        count = int((normalised <= tau).sum().item())
+        per_layer[name] = count / scores.numel()
+        dormant, total = dormant + count, total + scores.numel()
+    return per_layer, (dormant / total if total else 0.0)
+
+
+@contextlib.contextmanager
+def recorded_activations(network: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Collect the output of every activation module of ``network`` during the forward passes inside."""
+    outputs: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in network.named_modules():
+        if isinstance(module, ACTIVATIONS):
+            handles.append(module.register_forward_hook(
+                lambda _m, _i, out, name=name: outputs.__setitem__(name, out.detach())))
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def parameter_norm(network: nn.Module) -> float:
+    """L2 norm over all parameters (pruned weights are exactly 0 and add nothing)."""
+    return math.sqrt(sum(float(p.detach().double().pow(2).sum()) for p in network.parameters()))
+
+
+def gradient_cosines(
+    loss: Callable[[dict[str, torch.Tensor], tuple[torch.Tensor, ...]], torch.Tensor],
+    params: dict[str, torch.Tensor],
+    inputs: tuple[torch.Tensor, ...],
+    chunk_size: int = 8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample gradients of ``loss(params, one_sample_inputs)`` and their cosine matrix.
+
+    ``loss`` is a function of the parameter dict and one sample (inputs without the batch dim), as
+    ``torch.func.grad`` needs. Gradients are taken in chunks of ``chunk_size`` samples to bound memory
+    (chunk_size × parameters floats at a time) and flattened into one vector per sample.
+    Returns (cosine matrix (n, n), mean gradient (flat)).
+    """
+    from torch.func import grad, vmap
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0))
+    n = inputs[0].shape[0]
+    flats = []
+    for start in range(0, n, chunk_size):
+        chunk = tuple(x[start:start + chunk_size] for x in inputs)
+        grads = per_sample(params, chunk)
+        flats.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double())
+    g = torch.cat(flats)
+    norms = g.norm(dim=1, keepdim=True)
+    unit = g / norms.clamp_min(1e-30)
+    cosines = unit @ unit.T
+    cosines[(norms.squeeze(1) == 0)] = 0.0
+    cosines[:, (norms.squeeze(1) == 0)] = 0.0
+    return cosines, g.mean(dim=0)
+
+
+def interference_summary(cosines: torch.Tensor) -> dict[str, float]:
+    """Mean off-diagonal cosine and the fraction of negative pairs (each unordered pair once)."""
+    n = cosines.shape[0]
+    if n < 2:
+        return {"grad_cosine_mean": float("nan"), "grad_negative_fraction": float("nan")}
+    upper = cosines[torch.triu_indices(n, n, offset=1).unbind()]
+    return {"grad_cosine_mean": float(upper.mean()), "grad_negative_fraction": float((upper < 0).double().mean())}

@@ -1,0 +1,156 @@
+"""Each diagnostic against values worked out by hand on constructed inputs."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from rllib_sparse.diagnostics.metrics import (
+    dormant_ratios,
+    gradient_cosines,
+    interference_summary,
+    parameter_norm,
+    recorded_activations,
+    srank,
+)
+
+
+def _with_singular_values(values, rows=64, seed=0):
+    """A (rows, len(values)) matrix U diag(values) V^T with random orthonormal U, V."""
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(rows, len(values), generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(len(values), len(values), generator=g, dtype=torch.float64))
+    return u @ torch.diag(torch.tensor(values, dtype=torch.float64)) @ v.T
+
+
+def test_srank_counts_the_directions_that_hold_99_percent_of_the_spectrum():
+    # Sum 100: the top 1..4 hold 50, 90, 98, 99.5 -> the smallest k reaching 99 is 4.
+    assert srank(_with_singular_values([50, 40, 8, 1.5, 0.5])) == 4
+    assert srank(_with_singular_values([50, 40, 8, 1.5, 0.5]), delta=0.05) == 3  # 98 >= 95
+    # Eight equal values: 8 directions are needed (7 of them hold only 87.5%).
+    assert srank(_with_singular_values([1.0] * 8)) == 8
+    assert srank(_with_singular_values([1.0] * 8), delta=0.2) == 7  # 7/8 = 0.875 >= 0.8, 6/8 < 0.8
+    assert srank(_with_singular_values([3.0, 0, 0, 0])) == 1  # rank one
+    assert srank(torch.zeros(10, 4)) == 0
+    # The batch caps srank: 256 samples of 1024 independent features cannot show more than 256.
+    assert srank(torch.randn(256, 1024)) <= 256
+    with pytest.raises(ValueError, match="features must be a"):
+        srank(torch.zeros(3))
+
+
+def test_dormant_ratio_finds_planted_dead_and_weak_neurons():
+    acts = torch.ones(32, 10)
+    acts[:, :3] = 0.0  # 3 dead neurons
+    acts[:, 3] = 0.05  # weak: its score is 0.05 / mean
+    per_layer, total = dormant_ratios({"fc": acts}, tau=0.0)
+    assert per_layer == {"fc": 0.3} and total == 0.3
+    mean = (6 * 1.0 + 0.05) / 10  # 0.605: the weak neuron's normalised score is 0.083 <= 0.1
+    assert 0.05 / mean <= 0.1
+    _, total = dormant_ratios({"fc": acts}, tau=0.1)
+    assert total == pytest.approx(0.4)
+    # Conv maps: a channel is one neuron, averaged over batch and space.
+    conv = torch.ones(4, 8, 5, 5)
+    conv[:, 0] = 0.0
+    per_layer, total = dormant_ratios({"fc": acts, "conv": conv}, tau=0.0)
+    assert per_layer["conv"] == 1 / 8 and total == pytest.approx((3 + 1) / 18)
+    _, total = dormant_ratios({"dead": torch.zeros(4, 6)}, tau=0.0)
+    assert total == 1.0
+
+
+def test_activations_are_recorded_after_the_nonlinearity():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Tanh())
+    x = torch.randn(5, 3)
+    with recorded_activations(net) as outputs:
+        net(x)
+    assert list(outputs) == ["1", "3"]
+    assert torch.equal(outputs["1"], torch.relu(net[0](x))) and (outputs["1"] >= 0).all()
+    net(x)
+    assert not net[1]._forward_hooks  # hooks removed afterwards
+
+
+def test_parameter_norm_by_hand():
+    net = nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[3.0, 0.0]]))
+        net.bias.fill_(4.0)
+    assert parameter_norm(net) == 5.0
+
+
+def _linear_loss(params, sample):
+    (x,) = sample
+    return (params["w"] * x).sum()  # gradient w.r.t. w is x itself
+
+
+def test_gradient_cosines_identical_orthogonal_and_opposite():
+    params = {"w": torch.zeros(4)}
+    identical = torch.tensor([[1.0, 2.0, 0, 0]] * 3)
+    cos, mean = gradient_cosines(_linear_loss, params, (identical,), chunk_size=2)
+    assert torch.allclose(cos, torch.ones(3, 3, dtype=torch.float64))
+    assert interference_summary(cos) == {"grad_cosine_mean": pytest.approx(1.0), "grad_negative_fraction": 0.0}
+    assert torch.allclose(mean, torch.tensor([1.0, 2.0, 0, 0], dtype=torch.float64))
+
+    orthogonal = torch.eye(4)
+    cos, _ = gradient_cosines(_linear_loss, params, (orthogonal,), chunk_size=3)
+    assert torch.allclose(cos, torch.eye(4, dtype=torch.float64))
+    assert interference_summary(cos) == {"grad_cosine_mean": 0.0, "grad_negative_fraction": 0.0}
+
+    opposite = torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    cos, _ = gradient_cosines(_linear_loss, params, (opposite,))
+    summary = interference_summary(cos)  # pairs: (0,1) -1, (0,2) +1, (1,2) -1
+    assert summary["grad_cosine_mean"] == pytest.approx(-1 / 3) and summary["grad_negative_fraction"] == pytest.approx(2 / 3)
+
+
+def test_gradient_cosines_of_a_real_network_match_a_loop_of_backward_passes():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))
+    x = torch.randn(6, 5)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss(p, sample):
+        (xi,) = sample
+        return torch.func.functional_call(net, p, (xi.unsqueeze(0),)).sum()
+
+    cos, _ = gradient_cosines(loss, params, (x,), chunk_size=4)
+    grads = []
+    for xi in x:
+        net.zero_grad()
+        net(xi.unsqueeze(0)).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]).double())
+    g = torch.stack(grads)
+    expected = (g @ g.T) / (g.norm(dim=1, keepdim=True) * g.norm(dim=1))
+    assert torch.allclose(cos, expected, atol=1e-6)
+
+
+def test_diagnostics_import_no_ray():
+    import subprocess
+
+    code = "import sys, rllib_sparse.diagnostics; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_per_sample_gradients_of_a_sparse_network_are_zero_at_pruned_weights():
+    from rllib_sparse.sparsity import sparsify
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
+    sparsify(net, 0.8, seed=0)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss(p, sample):
+        (xi,) = sample
+        return torch.func.functional_call(net, p, (xi.unsqueeze(0),)).sum()
+
+    _, mean = gradient_cosines(loss, params, (torch.randn(5, 6),))
+    offset, pruned_grads = 0, []
+    for name, p in net.named_parameters():
+        g = mean[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+        if name.endswith("weight"):
+            mask = dict(net.named_buffers())[name.replace("weight", "mask")]
+            pruned_grads.append(g[~mask])
+            assert g[mask].abs().sum() > 0
+    assert torch.cat(pruned_grads).abs().max() == 0.0
