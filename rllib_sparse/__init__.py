@@ -25,8 +25,13 @@ _PUBLIC = {
     "register_model": "rllib_sparse.networks",
     "registered_models": "rllib_sparse.networks",
     "build_network": "rllib_sparse.networks",
+    # environments (gymnasium, ale-py)
+    "make_atari": "rllib_sparse.envs",
+    "make_atari_vector": "rllib_sparse.envs",
     # RLlib glue
     "with_sparse_model": "rllib_sparse.rllib",
+    "with_atari": "rllib_sparse.rllib",
+    "register_atari": "rllib_sparse.rllib",
     "sparse_module_spec": "rllib_sparse.rllib",
 }
 

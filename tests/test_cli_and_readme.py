@@ -56,10 +56,10 @@ def test_bad_input_exits_2_with_one_line(args, message):
 
 @pytest.mark.ray
 def test_train_runs_one_trial_of_a_sweep_file(tmp_path):
-    run = run_cli("train", "tune_configs/quickstart.yaml", "--smoke", "--trial", "simba-w64-d1-s0.9-seed0",
+    run = run_cli("train", "tune_configs/quickstart.yaml", "--smoke", "--trial", "simba-w128-d1-s0.9-seed0",
                   "--num-cpus", "2", "--checkpoint", str(tmp_path / "ckpt"))
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "training simba-w64-d1-s0.9-seed0 (PPO on CartPole-v1)" in run.stdout
+    assert "training simba-w128-d1-s0.9-seed0 (PPO on CartPole-v1)" in run.stdout
     iterations = re.findall(r"^iter +(\d+) +env_steps +([\d,]+)", run.stdout, flags=re.M)
     assert [int(i) for i, _ in iterations] == [1, 2]
     assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
@@ -93,6 +93,16 @@ def test_readme_torch_example_runs_as_written():
     block = _readme_blocks()[1]
     run = run_python(block)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "sparsity 0.9000" in run.stdout
+
+
+@pytest.mark.ray
+def test_readme_atari_example_runs_as_written():
+    block = _readme_blocks()[2]
+    assert "with_atari" in block and "ALE/Pong-v5" in block
+    run = run_python(block, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert re.search(r"sampled \d+ env steps on AtariVectorEnv", run.stdout), run.stdout
     assert "sparsity 0.9000" in run.stdout
 
 

@@ -101,6 +101,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_envs(args: argparse.Namespace) -> int:
+    from rllib_sparse.envs import AtariOptions, atari_env_ids
+
+    ids = atari_env_ids()
+    if args.json:
+        print(json.dumps({"atari": ids, "atari_env_config": AtariOptions().model_dump()}, indent=2))
+        return 0
+    print(f"{len(ids)} Atari games bundled with ale-py (use the id as `env:` in a sweep file):")
+    names = list(ids)
+    width = max(len(n) for n in names) + 2
+    per_line = max(1, 100 // width)
+    for start in range(0, len(names), per_line):
+        print("  " + "".join(n.ljust(width) for n in names[start:start + per_line]).rstrip())
+    print("env_config options (defaults): " + ", ".join(f"{k}={v}" for k, v in AtariOptions().model_dump().items()))
+    print("Any other gymnasium id (e.g. CartPole-v1) works as it is.")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ray.rllib.core import DEFAULT_MODULE_ID
 
@@ -188,6 +206,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """One trial of a sweep file, in this process, without Tune or MLflow: for debugging."""
     import ray
 
+    from rllib_sparse.envs.atari import is_atari_id
     from rllib_sparse.rllib.inspection import max_masked_weight
     from rllib_sparse.sweep.plan import trial_config
     from rllib_sparse.sweep.trainable import curate, stop_reached
@@ -204,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"training {planned.point.name} ({spec.algorithm} on {planned.point.env}): "
               f"{planned.nonzero_params:,} non-zero of {planned.dense_params:,} parameters", flush=True)
         while True:
-            metrics = curate(algo.train())
+            metrics = curate(algo.train(), full_games=is_atari_id(planned.point.env))
             print(f"iter {int(metrics['iteration']):>3}  env_steps {int(metrics.get('env_steps', 0)):>8,}  "
                   f"return {metrics.get('episode_return_mean', float('nan')):8.2f}  "
                   f"({metrics.get('time_total_s', 0):6.1f} s)", flush=True)
@@ -270,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the registered sparse models")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("envs", help="list the Atari games (ALE/<Game>-v5) and their env_config options")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_envs)
 
     p = sub.add_parser("inspect", help="per-layer sparsity table and parameter counts of a sparse module")
     _add_model_arguments(p)

@@ -1,5 +1,6 @@
 """RLlib glue (new API stack): sparse RL modules, their Catalogs and Learners, and the config helpers."""
 
+from rllib_sparse.rllib.atari import register_atari, with_atari
 from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
 from rllib_sparse.rllib.config import (
     algorithm_config,
@@ -29,6 +30,8 @@ __all__ = [
     "env_spaces",
     "module_class_for",
     "parse_model_config",
+    "register_atari",
     "sparse_module_spec",
+    "with_atari",
     "with_sparse_model",
 ]

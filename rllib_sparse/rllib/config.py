@@ -11,8 +11,10 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
+from rllib_sparse.envs.atari import is_atari_id
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
+from rllib_sparse.rllib.atari import register_atari
 from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
 from rllib_sparse.rllib.learners import LEARNER_CLASSES
 from rllib_sparse.rllib.modules import MODULE_CLASSES, check_observation_space
@@ -85,6 +87,8 @@ def with_sparse_model(config: AlgorithmConfig, model: str = "simba", **fields: A
     (``rllib_sparse.rllib.learners``); a custom Learner is left alone.
     """
     spec = sparse_module_spec(config.algo_class.__name__, model, **fields)
+    if is_atari_id(config.env):
+        register_atari(config.env)  # a plain ``.environment("ALE/<Game>-v5")`` gets our preprocessing
     spaces = env_spaces(config)
     if spaces is not None:
         check_spaces(parse_model_config(spec.model_config), *spaces)

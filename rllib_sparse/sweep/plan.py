@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from rllib_sparse.rllib import algorithm_config, env_spaces, with_sparse_model
+from rllib_sparse.envs.atari import is_atari_id
+from rllib_sparse.rllib.atari import with_atari
 from rllib_sparse.rllib.config import planned_module
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 
@@ -16,6 +18,11 @@ from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") -> AlgorithmConfig:
     """The RLlib config of one trial: algorithm, env, hyper-parameters, resources, seed, sparse model."""
     config = algorithm_config(spec.algorithm).environment(point.env, env_config=dict(spec.env_config))
+    if is_atari_id(point.env):
+        try:
+            config = with_atari(config)
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
     allowed = training_settings(config)
     for key in point.training:
         if key not in allowed:
@@ -32,6 +39,8 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
               .learners(num_gpus_per_learner=resources.gpus_per_trial)
               .resources(num_cpus_for_main_process=resources.cpus_per_trial)
               .debugging(seed=point.seed))
+    if spec.module.vf_share_layers:
+        config = config.rl_module(model_config={"vf_share_layers": True})
     return with_sparse_model(config, **point.model.model_dump())
 
 
@@ -39,7 +48,9 @@ def _smoke(config: AlgorithmConfig) -> AlgorithmConfig:
     """Tiny batches and no minimum iteration time: each iteration takes a second or two."""
     name = config.algo_class.__name__
     if name in ("SAC", "DQN"):
-        return (config.training(num_steps_sampled_before_learning_starts=64, train_batch_size_per_learner=32)
+        buffer = {**config.replay_buffer_config, "capacity": 1_000}
+        return (config.training(num_steps_sampled_before_learning_starts=64, train_batch_size_per_learner=32,
+                                replay_buffer_config=buffer, training_intensity=None)
                 .reporting(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0))
     config = config.training(train_batch_size_per_learner=128).reporting(min_time_s_per_iteration=0)
     if name == "PPO":

@@ -155,7 +155,7 @@ class ProgressCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         planned = self._planned(trial)
         name = planned.point.name
-        metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith("learner/")}
+        metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith(("learner/", "mask/"))}
         if self.tracker is not None:
             if self.node.get(name) != result.get("node_id"):
                 self.node[name] = result.get("node_id")
@@ -188,7 +188,8 @@ class ProgressCallback(Callback):
         self._line(planned, f"FAILED after its retries; see {trial.error_file}")
 
 
-_TRACKED = ("episode_return_mean", "episode_return_max", "episode_len_mean", "env_steps", "iteration",
+_TRACKED = ("episode_return_mean", "episode_return_max", "episode_len_mean", "training_episode_return_mean",
+            "env_steps", "iteration",
             "time_total_s", "time_this_iter_s", "env_steps_per_s")
 
 

@@ -76,6 +76,13 @@ class TrackingSpec(BaseModel):
     experiment: str | None = None  # None: the study name
 
 
+class ModuleSpec(BaseModel):
+    """RLlib model_config keys our modules honour besides the sparse model itself."""
+
+    model_config = _Strict
+    vf_share_layers: bool = False  # PPO/APPO/IMPALA: one trunk for policy and value (usual for Atari)
+
+
 class SweepSpec(BaseModel):
     """One scaling study."""
 
@@ -86,6 +93,7 @@ class SweepSpec(BaseModel):
     env: str
     env_config: dict[str, Any] = {}
     model: SparseModelConfig = SparseModelConfig()
+    module: ModuleSpec = ModuleSpec()
     grid: dict[str, list[Any]] = {}
     training: dict[str, Any] = {}
     stop: StopSpec
@@ -93,7 +101,7 @@ class SweepSpec(BaseModel):
     checkpoint: CheckpointSpec = CheckpointSpec()
     failure: FailureSpec = FailureSpec()
     tracking: TrackingSpec = TrackingSpec()
-    #: Shrink every trial to a seconds-long check (tiny batches, 2 iterations); set by ``--smoke``.
+    #: A seconds-long check (the ends of each grid axis, one seed, tiny batches, 2 iterations): ``--smoke``.
     smoke: bool = False
 
     @field_validator("algorithm", mode="before")
@@ -136,8 +144,19 @@ class SweepSpec(BaseModel):
         return self.tracking.experiment or (f"{self.name}-smoke" if self.smoke else self.name)
 
     @model_validator(mode="after")
+    def _module_fits_algorithm(self) -> SweepSpec:
+        if self.module.vf_share_layers and self.algorithm not in ("PPO", "APPO", "IMPALA"):
+            raise ValueError(f"module.vf_share_layers=True does not apply to {self.algorithm}; "
+                             "allowed with: PPO, APPO, IMPALA")
+        return self
+
+    @model_validator(mode="after")
     def _smoke_stops_early(self) -> SweepSpec:
         if self.smoke:
+            # The ends of every axis (one seed) still exercise each env, model size and density path.
+            grid = {axis: values[:1] if axis == "seed" else list(dict.fromkeys([values[0], values[-1]]))
+                    for axis, values in self.grid.items()}
+            object.__setattr__(self, "grid", grid)
             object.__setattr__(self, "stop", StopSpec(iterations=SMOKE_ITERATIONS))
             object.__setattr__(self, "checkpoint", CheckpointSpec(frequency=1, keep=self.checkpoint.keep))
         return self

@@ -27,12 +27,20 @@ _RESULT_PATHS = {
 _LEARNER_KEYS = ("loss", "entropy", "kl", "global_norm", "vf_explained_var", "alpha_value", "qf_mean",
                  "td_error_mean")
 
+#: Largest |weight| at a pruned place over learners and env runners; 0.0 while the masks hold.
+MASK_METRIC = "mask/max_masked_weight"
+
 #: ``TRIAL_SUBSTRING@ITERATION@MARKER_FILE``: crash that trial once, after that iteration (fault tests).
 FAULT_ENV = "RLLIB_SPARSE_INJECT_FAULT"
 
 
-def curate(result: dict) -> dict[str, float]:
-    """The metrics a study needs, from one RLlib result."""
+def curate(result: dict, full_games: bool = False) -> dict[str, float]:
+    """The metrics a study needs, from one RLlib result.
+
+    ``full_games`` (Atari): RLlib's episodes are then single lives with clipped rewards, the training
+    signal; ``episode_return_mean`` is the full game's unclipped return instead (absent until a game
+    ends), and RLlib's value moves to ``training_episode_return_mean``.
+    """
     out: dict[str, float] = {}
     for key, path in _RESULT_PATHS.items():
         value: Any = result
@@ -46,6 +54,15 @@ def curate(result: dict) -> dict[str, float]:
         for key, value in stats.items():
             if isinstance(value, (int, float)) and any(k in key for k in _LEARNER_KEYS):
                 out[f"learner/{key}"] = float(value)
+    runners = result.get("env_runners") or {}
+    if full_games:
+        for key in ("episode_return_mean", "episode_return_max", "episode_len_mean"):
+            value = out.pop(key, None)
+            if key == "episode_return_mean" and value is not None:
+                out["training_episode_return_mean"] = value
+        if isinstance(runners.get("game_return_mean"), (int, float)):
+            out["episode_return_mean"] = float(runners["game_return_mean"])
+            out["episode_len_mean"] = float(runners["game_length_mean"])
     if out.get("time_this_iter_s"):
         sampled = ((result.get("env_runners") or {}).get("num_env_steps_sampled") or 0)
         out["env_steps_per_s"] = float(sampled) / out["time_this_iter_s"]
@@ -73,6 +90,8 @@ def run_trial(params: dict) -> None:
     import ray
     from ray import tune
 
+    from rllib_sparse.envs.atari import is_atari_id
+    from rllib_sparse.rllib.inspection import max_masked_weight
     from rllib_sparse.sweep.plan import trial_config
     from rllib_sparse.sweep.spec import SweepSpec
 
@@ -86,12 +105,14 @@ def run_trial(params: dict) -> None:
     node_id = ray.get_runtime_context().get_node_id()
     try:
         while True:
-            metrics = curate(algo.train())
+            metrics = curate(algo.train(), full_games=is_atari_id(point.env))
             _maybe_inject_fault(point.name, metrics.get("iteration", math.nan))
             done = stop_reached(spec.stop, metrics)
             every = spec.checkpoint.frequency
             report = {**metrics, "node_id": node_id, "done_training": done}
             if done or (every and int(metrics["iteration"]) % every == 0):
+                # Mask integrity, checked on every copy of the module that a checkpoint is about to keep.
+                report[MASK_METRIC] = max_masked_weight(algo)
                 with tempfile.TemporaryDirectory() as folder:
                     algo.save_to_path(folder)
                     tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
