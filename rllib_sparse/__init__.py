@@ -33,6 +33,8 @@ _PUBLIC = {
     "with_atari": "rllib_sparse.rllib",
     "register_atari": "rllib_sparse.rllib",
     "sparse_module_spec": "rllib_sparse.rllib",
+    "with_diagnostics": "rllib_sparse.rllib",
+    "learner_diagnostics": "rllib_sparse.rllib",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

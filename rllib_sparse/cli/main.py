@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlparse
 
 from rllib_sparse import __version__
 
@@ -207,6 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import ray
 
     from rllib_sparse.envs.atari import is_atari_id
+    from rllib_sparse.rllib.diagnostics import learner_diagnostics
     from rllib_sparse.rllib.inspection import max_masked_weight
     from rllib_sparse.sweep.plan import trial_config
     from rllib_sparse.sweep.trainable import curate, stop_reached
@@ -227,7 +229,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"iter {int(metrics['iteration']):>3}  env_steps {int(metrics.get('env_steps', 0)):>8,}  "
                   f"return {metrics.get('episode_return_mean', float('nan')):8.2f}  "
                   f"({metrics.get('time_total_s', 0):6.1f} s)", flush=True)
-            if stop_reached(spec.stop, metrics):
+            done = stop_reached(spec.stop, metrics)
+            if spec.diagnostics is not None and spec.diagnostics.due(int(metrics["iteration"]), done):
+                found = learner_diagnostics(algo, **spec.diagnostics.learner_settings())["metrics"]
+                print("     " + "  ".join(f"{key.removeprefix('diag/')} {value:.3g}" for key, value in found.items()
+                                          if key.count("/") == 2 and not key.endswith("/rows")), flush=True)
+            if done:
                 break
         print(f"done: final return {metrics.get('episode_return_mean', float('nan')):.2f}; "
               f"max |masked weight| over learner and env runners = {max_masked_weight(algo)}")
@@ -251,6 +258,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return run_sweep(options)
     except SweepInputError as error:
         raise BadInput(str(error)) from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A study's scaling curves, heat maps, diagnostics and runs table, from MLflow."""
+    from rllib_sparse.report import ReportError, build_report
+    from rllib_sparse.sweep.tracking import check_tracking_uri, default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    try:
+        if urlparse(uri).scheme == "sqlite" and not Path(urlparse(uri).path).exists():
+            raise ValueError(f"tracking URI {uri!r}: no MLflow store there; allowed: the store a sweep "
+                             "wrote (default ./mlruns/mlflow.db) or http://HOST:PORT")
+        check_tracking_uri(uri)
+        out = Path(args.out) if args.out else Path("reports") / args.experiment
+        report = build_report(args.experiment, uri, out)
+    except (ReportError, ValueError) as error:
+        raise BadInput(str(error)) from None
+    print(f"report: {report.page}")
+    return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -330,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(default: ~/rllib-sparse-jobs/<file>-<time>)")
     p.add_argument("--wait", action="store_true", help="follow the job's logs until it ends")
     p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("report", help="scaling curves, heat maps, diagnostics and an HTML page of a study")
+    p.add_argument("experiment", help="the MLflow experiment (a sweep file's name, or its tracking.experiment)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns/mlflow.db)")
+    p.add_argument("--out", help="output folder, replaced whole (default: reports/<experiment>/)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

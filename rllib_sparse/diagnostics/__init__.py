@@ -8,6 +8,7 @@ from rllib_sparse.diagnostics.metrics import (
     recorded_activations,
     srank,
 )
+from rllib_sparse.diagnostics.network import Heads, gradient_norm, network_diagnostics
 
-__all__ = ["dormant_ratios", "gradient_cosines", "interference_summary", "parameter_norm",
-           "recorded_activations", "srank"]
+__all__ = ["Heads", "dormant_ratios", "gradient_cosines", "gradient_norm", "interference_summary",
+           "network_diagnostics", "parameter_norm", "recorded_activations", "srank"]

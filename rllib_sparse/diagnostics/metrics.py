@@ -84,9 +84,9 @@ def gradient_cosines(
     """Per-sample gradients of ``loss(params, one_sample_inputs)`` and their cosine matrix.
 
     ``loss`` is a function of the parameter dict and one sample (inputs without the batch dim), as
-    ``torch.func.grad`` needs. Gradients are taken in chunks of ``chunk_size`` samples to bound memory
-    (chunk_size × parameters floats at a time) and flattened into one vector per sample.
-    Returns (cosine matrix (n, n), mean gradient (flat)).
+    ``torch.func.grad`` needs. Gradients are taken in chunks of ``chunk_size`` samples and kept as one
+    float32 vector per sample: memory is about (n + chunk_size) × parameters × 4 bytes.
+    Returns (cosine matrix (n, n), mean gradient (flat)), both float64.
     """
     from torch.func import grad, vmap
 
@@ -96,14 +96,15 @@ def gradient_cosines(
     for start in range(0, n, chunk_size):
         chunk = tuple(x[start:start + chunk_size] for x in inputs)
         grads = per_sample(params, chunk)
-        flats.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1).double())
+        flats.append(torch.cat([g.detach().reshape(g.shape[0], -1).float() for g in grads.values()], dim=1))
     g = torch.cat(flats)
     norms = g.norm(dim=1, keepdim=True)
     unit = g / norms.clamp_min(1e-30)
-    cosines = unit @ unit.T
-    cosines[(norms.squeeze(1) == 0)] = 0.0
-    cosines[:, (norms.squeeze(1) == 0)] = 0.0
-    return cosines, g.mean(dim=0)
+    cosines = (unit @ unit.T).double()
+    silent = norms.squeeze(1) == 0  # a zero gradient has no direction: no similarity either way
+    cosines[silent] = 0.0
+    cosines[:, silent] = 0.0
+    return cosines, g.mean(dim=0, dtype=torch.float64)
 
 
 def interference_summary(cosines: torch.Tensor) -> dict[str, float]:

@@ -10,6 +10,7 @@ from rllib_sparse.rllib.config import (
     sparse_module_spec,
     with_sparse_model,
 )
+from rllib_sparse.rllib.diagnostics import learner_diagnostics, with_diagnostics
 from rllib_sparse.rllib.modules import (
     MODULE_CLASSES,
     SparseAPPOTorchRLModule,
@@ -28,10 +29,12 @@ __all__ = [
     "algorithm_config",
     "check_spaces",
     "env_spaces",
+    "learner_diagnostics",
     "module_class_for",
     "parse_model_config",
     "register_atari",
     "sparse_module_spec",
     "with_atari",
+    "with_diagnostics",
     "with_sparse_model",
 ]

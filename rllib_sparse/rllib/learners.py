@@ -1,10 +1,11 @@
-"""RLlib Learners that run Adam/AdamW as torch's fused kernel.
+"""RLlib's Learners, with Adam/AdamW on torch's fused kernel and the paper's diagnostics.
 
 Why: masked gradients leave Adam's second moment at exactly 0 for pruned weights, and on CPU the
 per-tensor Adam that RLlib's Learners get by default calls ``exp_avg_sq.sqrt()``, which torch 2.13
 computes ~7x slower on exact zeros (docs/design.md, docs/benchmarks.md). The fused kernel does the same
 arithmetic without that slow path, for dense and sparse modules alike, so sparse-vs-dense comparisons
-stay fair. Everything else about the Learners is RLlib's.
+stay fair. They also keep the newest training rows for the diagnostics when asked to
+(``rllib_sparse.rllib.diagnostics``). Everything else about the Learners is RLlib's.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
+
+from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
 
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
 
@@ -42,23 +45,23 @@ class FusedAdamLearnerMixin:
         super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
 
 
-class SparsePPOTorchLearner(FusedAdamLearnerMixin, PPOTorchLearner):
+class SparsePPOTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, PPOTorchLearner):
     pass
 
 
-class SparseAPPOTorchLearner(FusedAdamLearnerMixin, APPOTorchLearner):
+class SparseAPPOTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, APPOTorchLearner):
     pass
 
 
-class SparseIMPALATorchLearner(FusedAdamLearnerMixin, IMPALATorchLearner):
+class SparseIMPALATorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, IMPALATorchLearner):
     pass
 
 
-class SparseSACTorchLearner(FusedAdamLearnerMixin, SACTorchLearner):
+class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACTorchLearner):
     pass
 
 
-class SparseDQNTorchLearner(FusedAdamLearnerMixin, DQNTorchLearner):
+class SparseDQNTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, DQNTorchLearner):
     pass
 
 

@@ -14,6 +14,9 @@ from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQ
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 
+from torch import nn
+
+from rllib_sparse.diagnostics import Heads
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import check_obs_shape
 from rllib_sparse.rllib.catalogs import (
@@ -22,6 +25,7 @@ from rllib_sparse.rllib.catalogs import (
     SparseSACCatalog,
     parse_model_config,
 )
+from rllib_sparse.rllib.encoders import BatchEncoder
 from rllib_sparse.sparsity import SparsityReport, sparsify, sparsity_report
 from rllib_sparse.sparsity.prune import kept_count
 
@@ -82,6 +86,27 @@ class SparseModuleMixin:
         """Per-network sparsity reports (layers, dense and non-zero parameter counts)."""
         return {network: sparsity_report(self, include=prefixes)
                 for network, (_, prefixes) in self.present_networks().items()}
+
+    def diagnostic_networks(self) -> dict[str, tuple[nn.Module, nn.Module, bool]]:
+        """Per network: (its pure-torch encoder, its output head(s), whether it takes the actions).
+
+        A network without an encoder of its own (PPO's value head on a shared trunk) is diagnosed on
+        the actor's trunk. SAC's twin critic is left out: it mirrors the critic and would double the
+        cost (the paper's SAC has a single critic).
+        """
+        present = self.present_networks()
+        out = {}
+        for network, (_, prefixes) in present.items():
+            if network == "critic_twin":
+                continue
+            first = self.get_submodule(prefixes[0])
+            if isinstance(first, BatchEncoder):
+                encoder, head_names = first, prefixes[1:]
+            else:
+                encoder, head_names = self.get_submodule(present["actor"][1][0]), prefixes
+            heads = [self.get_submodule(name) for name in head_names]
+            out[network] = (encoder.net, heads[0] if len(heads) == 1 else Heads(heads), encoder.use_actions)
+        return out
 
     def setup(self) -> None:
         config = parse_model_config(self.model_config)

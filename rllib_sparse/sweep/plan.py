@@ -12,6 +12,7 @@ from rllib_sparse.rllib import algorithm_config, env_spaces, with_sparse_model
 from rllib_sparse.envs.atari import is_atari_id
 from rllib_sparse.rllib.atari import with_atari
 from rllib_sparse.rllib.config import planned_module
+from rllib_sparse.rllib.diagnostics import with_diagnostics
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 
 
@@ -41,6 +42,8 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
               .debugging(seed=point.seed))
     if spec.module.vf_share_layers:
         config = config.rl_module(model_config={"vf_share_layers": True})
+    if spec.diagnostics is not None:
+        config = with_diagnostics(config, spec.diagnostics.batch_size)
     return with_sparse_model(config, **point.model.model_dump())
 
 

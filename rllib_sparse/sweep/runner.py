@@ -22,7 +22,9 @@ from ray.tune import Callback
 
 from rllib_sparse.sweep.plan import PlannedTrial, plan, trial_config
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
+from rllib_sparse.sweep.trainable import MATRICES_KEY
 from rllib_sparse.sweep.tracking import (
+    INTERFERENCE_DIR,
     SweepTracker,
     check_tracking_uri,
     default_tracking_uri,
@@ -155,12 +157,17 @@ class ProgressCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         planned = self._planned(trial)
         name = planned.point.name
-        metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith(("learner/", "mask/"))}
+        metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith(("learner/", "mask/", "diag/"))}
         if self.tracker is not None:
             if self.node.get(name) != result.get("node_id"):
                 self.node[name] = result.get("node_id")
                 self.tracker.set_tags(name, {"ray.node_id": result.get("node_id")})
-            self.tracker.log_metrics(name, metrics, step=int(metrics.get("env_steps", metrics.get("iteration", 0))))
+            step = int(metrics.get("env_steps", metrics.get("iteration", 0)))
+            if self.tracker.log_metrics(name, metrics, step=step) and MATRICES_KEY in result:
+                iteration = int(metrics.get("iteration", 0))
+                self.tracker.log_dict(name, {"iteration": iteration, "env_steps": step,
+                                             "cosines": json.loads(result[MATRICES_KEY])},
+                                      f"{INTERFERENCE_DIR}/iter_{iteration:06d}.json")
         ret = metrics.get("episode_return_mean", float("nan"))
         self._line(planned, f"iter {int(metrics.get('iteration', 0)):>4}  env_steps {int(metrics.get('env_steps', 0)):>9,}"
                             f"  return {ret:9.2f}")

@@ -76,6 +76,30 @@ class TrackingSpec(BaseModel):
     experiment: str | None = None  # None: the study name
 
 
+class DiagnosticsSpec(BaseModel):
+    """The paper's network diagnostics, computed on the learner during training (absent: off).
+
+    Every ``every`` iterations and at a trial's last one, on the newest ``batch_size`` training rows:
+    srank, dormant ratios at each τ, parameter/gradient/feature norms per network, gradient
+    interference over ``interference_samples`` per-sample gradients; the cosine matrix is saved as
+    an artifact at the iterations listed in ``save_matrix_at`` and at the last one.
+    """
+
+    model_config = _Strict
+    every: Positive = 10
+    batch_size: Annotated[int, Field(ge=2)] = 1024  # srank <= batch: keep it >= the widest feature layer
+    delta: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    taus: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)] = [0.0, 0.1]
+    interference_samples: Annotated[int, Field(ge=0, le=1024)] = 32  # 0: no interference matrix
+    save_matrix_at: list[Positive] = []
+
+    def due(self, iteration: int, last: bool) -> bool:
+        return last or iteration % self.every == 0
+
+    def learner_settings(self) -> dict[str, Any]:
+        return {"delta": self.delta, "taus": tuple(self.taus), "interference_samples": self.interference_samples}
+
+
 class ModuleSpec(BaseModel):
     """RLlib model_config keys our modules honour besides the sparse model itself."""
 
@@ -94,6 +118,7 @@ class SweepSpec(BaseModel):
     env_config: dict[str, Any] = {}
     model: SparseModelConfig = SparseModelConfig()
     module: ModuleSpec = ModuleSpec()
+    diagnostics: DiagnosticsSpec | None = None
     grid: dict[str, list[Any]] = {}
     training: dict[str, Any] = {}
     stop: StopSpec

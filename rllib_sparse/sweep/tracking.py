@@ -26,6 +26,8 @@ import rllib_sparse
 TRIAL_TAG = "rllib_sparse.trial"
 SWEEP_TAG = "rllib_sparse.sweep"
 PARENT_TAG = "mlflow.parentRunId"
+#: Child-run artifact folder of the gradient-cosine matrices (``iter_<iteration>.json``).
+INTERFERENCE_DIR = "interference"
 
 
 def default_tracking_uri(root: Path | None = None) -> str:

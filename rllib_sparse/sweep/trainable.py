@@ -7,11 +7,14 @@ hundreds of keys, and decides its own stop (so the final checkpoint is always wr
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Reported key -> path in RLlib's result dict.
 _RESULT_PATHS = {
@@ -29,6 +32,9 @@ _LEARNER_KEYS = ("loss", "entropy", "kl", "global_norm", "vf_explained_var", "al
 
 #: Largest |weight| at a pruned place over learners and env runners; 0.0 while the masks hold.
 MASK_METRIC = "mask/max_masked_weight"
+
+#: Result key carrying gradient-cosine matrices (JSON text, ``{network: rows}``) to the driver's tracker.
+MATRICES_KEY = "diag_cosine_matrices"
 
 #: ``TRIAL_SUBSTRING@ITERATION@MARKER_FILE``: crash that trial once, after that iteration (fault tests).
 FAULT_ENV = "RLLIB_SPARSE_INJECT_FAULT"
@@ -91,6 +97,7 @@ def run_trial(params: dict) -> None:
     from ray import tune
 
     from rllib_sparse.envs.atari import is_atari_id
+    from rllib_sparse.rllib.diagnostics import learner_diagnostics
     from rllib_sparse.rllib.inspection import max_masked_weight
     from rllib_sparse.sweep.plan import trial_config
     from rllib_sparse.sweep.spec import SweepSpec
@@ -110,7 +117,14 @@ def run_trial(params: dict) -> None:
             done = stop_reached(spec.stop, metrics)
             every = spec.checkpoint.frequency
             report = {**metrics, "node_id": node_id, "done_training": done}
-            if done or (every and int(metrics["iteration"]) % every == 0):
+            iteration = int(metrics["iteration"])
+            if spec.diagnostics is not None and spec.diagnostics.due(iteration, done):
+                found = learner_diagnostics(algo, **spec.diagnostics.learner_settings())
+                report.update(found["metrics"])
+                if found["cosines"] and (done or iteration in spec.diagnostics.save_matrix_at):
+                    report[MATRICES_KEY] = json.dumps(
+                        {network: np.round(matrix, 5).tolist() for network, matrix in found["cosines"].items()})
+            if done or (every and iteration % every == 0):
                 # Mask integrity, checked on every copy of the module that a checkpoint is about to keep.
                 report[MASK_METRIC] = max_masked_weight(algo)
                 with tempfile.TemporaryDirectory() as folder:

@@ -1,0 +1,110 @@
+"""The paper's diagnostics on RLlib's Learners: which batch, which networks, and the driver-side call.
+
+The Learner is where the trained weights, the gradients of the last update and the training data
+all are, so the diagnostics run there (also on a remote or GPU learner) and only numbers travel back.
+While enabled, our Learners keep references to the newest training rows (observations, and actions
+for critics that take them) as they pass through the loss: no copy, no extra sampling. A diagnostic
+call evaluates the networks on those rows without training on them again; the gradient norm is the
+one the last update's loss left in ``.grad``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
+
+from rllib_sparse.diagnostics import gradient_norm, network_diagnostics
+from rllib_sparse.sparsity import max_masked_magnitude
+
+#: ``learner_config_dict`` key: how many of the newest training rows the Learner keeps (0: off).
+ROWS_KEY = "rllib_sparse.diagnostic_rows"
+#: Metric name prefix: ``diag/<network>/<metric>``.
+PREFIX = "diag"
+
+
+class RecentRows:
+    """The newest ``capacity`` training rows, as references to the minibatches that held them."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._chunks: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self._rows = 0
+
+    def __len__(self) -> int:
+        return min(self._rows, self.capacity)
+
+    def add(self, obs: torch.Tensor, actions: torch.Tensor | None) -> None:
+        self._chunks.append((obs.detach(), None if actions is None else actions.detach()))
+        self._rows += obs.shape[0]
+        while self._chunks and self._rows - self._chunks[0][0].shape[0] >= self.capacity:
+            self._rows -= self._chunks.pop(0)[0].shape[0]
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        obs = torch.cat([o for o, _ in self._chunks])[-self.capacity:]
+        if any(a is None for _, a in self._chunks):
+            return obs, None
+        return obs, torch.cat([a for _, a in self._chunks])[-self.capacity:]
+
+
+class DiagnosticsLearnerMixin:
+    """Keeps the newest training rows per module while ``ROWS_KEY`` is set; computes diagnostics."""
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        rows = int(self.config.learner_config_dict.get(ROWS_KEY, 0) or 0)
+        if rows:
+            recent = self.__dict__.setdefault("_recent_rows", {})
+            if module_id not in recent or recent[module_id].capacity != rows:
+                recent[module_id] = RecentRows(rows)
+            recent[module_id].add(batch[Columns.OBS], batch.get(Columns.ACTIONS))
+        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+
+    def network_diagnostics(self, module_id: str = DEFAULT_MODULE_ID, *, delta: float = 0.01,
+                            taus: tuple[float, ...] = (0.0, 0.1), interference_samples: int = 32,
+                            chunk_size: int = 8) -> dict[str, Any]:
+        """``{"metrics": {diag/<network>/<name>: value}, "cosines": {network: matrix}}`` (plain values)."""
+        module = self.module[module_id]
+        module = module.unwrapped() if hasattr(module, "unwrapped") else module
+        recent = getattr(self, "_recent_rows", {}).get(module_id)
+        if recent is None or not len(recent):
+            raise RuntimeError(f"no training rows kept for module {module_id!r}: enable diagnostics in the "
+                               f"config (learner_config_dict[{ROWS_KEY!r}] > 0) and train an iteration first")
+        obs, actions = recent.tensors()
+        metrics: dict[str, float] = {"mask/max_masked_weight": max_masked_magnitude(module)}
+        cosines = {}
+        for network, (encoder, head, uses_actions) in module.diagnostic_networks().items():
+            values, matrix = network_diagnostics(
+                encoder, head, obs, actions if uses_actions else None, delta=delta, taus=taus,
+                interference_samples=interference_samples, chunk_size=chunk_size)
+            values["grad_norm"] = gradient_norm([encoder, head])
+            values["rows"] = float(obs.shape[0])
+            metrics.update({f"{PREFIX}/{network}/{key}": value for key, value in values.items()})
+            if matrix.numel():
+                cosines[network] = matrix.cpu().numpy()
+        return {"metrics": metrics, "cosines": cosines}
+
+
+def with_diagnostics(config: AlgorithmConfig, rows: int = 1024) -> AlgorithmConfig:
+    """Let the config's Learners keep their newest ``rows`` training rows for diagnostics.
+
+    Use a batch at least as large as the widest feature layer: srank cannot exceed the batch size.
+    """
+    if rows < 1:
+        raise ValueError(f"diagnostics rows={rows!r} is invalid; allowed: an integer >= 1")
+    return config.learners(learner_config_dict={ROWS_KEY: int(rows)})
+
+
+def learner_diagnostics(algo, module_id: str = DEFAULT_MODULE_ID, **settings: Any) -> dict[str, Any]:
+    """Diagnostics of ``algo``'s module, computed on its (first) Learner; see ``network_diagnostics``."""
+    from rllib_sparse.rllib.inspection import on_learners
+
+    def compute(learner):
+        if not hasattr(learner, "network_diagnostics"):
+            raise TypeError(f"{type(learner).__name__} cannot compute diagnostics; allowed: the Learners "
+                            "with_sparse_model sets (rllib_sparse.rllib.learners)")
+        return learner.network_diagnostics(module_id, **settings)
+
+    return on_learners(algo, compute)[0]
