@@ -7,6 +7,7 @@ e.g. ``sparse model config: actor.sparsity=1.5 is invalid: Input should be less 
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ValidationError
@@ -21,9 +22,15 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     current: type[BaseModel] | None = model
     for part in loc[:-1]:
         field = current.model_fields.get(str(part)) if current else None
-        annotation = field.annotation if field else None
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        current = _model_in(field.annotation) if field else None
     return sorted(current.model_fields) if current else []
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds: ``Spec`` itself, or inside ``Spec | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, (_model_in(arg) for arg in typing.get_args(annotation))), None)
 
 
 def one_line_error(error: ValidationError, model: type[BaseModel], source: str) -> ValueError:
@@ -36,7 +43,7 @@ def one_line_error(error: ValidationError, model: type[BaseModel], source: str) 
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f"; did you mean {close[0]!r}?" if close else ";"
         return ValueError(f"{source}: unknown key {path!r}{hint} allowed: {', '.join(allowed)}{more}")
     message = first["msg"].removeprefix("Value error, ")
     if not loc or message.startswith((f"{path}.", f"{path}[")):

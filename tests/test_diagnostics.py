@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -154,3 +156,87 @@ def test_per_sample_gradients_of_a_sparse_network_are_zero_at_pruned_weights():
             pruned_grads.append(g[~mask])
             assert g[mask].abs().sum() > 0
     assert torch.cat(pruned_grads).abs().max() == 0.0
+
+
+# ------------------------------------------------------------------------------ one network, in one call
+
+class _PlantedEncoder(nn.Module):
+    """x (B, 3) -> ReLU(W x) with W = [[1,0,0],[0,1,0],[0,0,0],[0,0,-1]]: neuron 2 is dead (its weights are
+    0) and neuron 3 is silent for positive inputs; features are the ReLU outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4, bias=False)
+        self.act = nn.ReLU()
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, -1]]))
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+
+
+def test_network_diagnostics_on_a_planted_network():
+    from rllib_sparse.diagnostics import network_diagnostics
+
+    encoder, head = _PlantedEncoder(), nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 2.0, 0.0, 0.0]]))
+    x = torch.rand(64, 3) + 0.1  # positive inputs: features are (x0, x1, 0, 0)
+    encoder.train()
+    metrics, cosines = network_diagnostics(encoder, head, x, taus=(0.0,), interference_samples=6)
+    assert encoder.training  # mode restored
+    assert metrics["srank"] == float(srank(torch.stack([x[:, 0], x[:, 1]], 1)))  # the two live directions
+    assert metrics["srank"] <= 2
+    assert metrics["dormant_tau0"] == 0.5 and metrics["dormant_tau0/act"] == 0.5  # 2 of 4 ReLU units silent
+    assert metrics["param_norm"] == pytest.approx(math.sqrt(3 + 5))  # |W|^2 = 3, |head|^2 = 5
+    assert metrics["feature_norm"] == pytest.approx(float(x[:, :2].norm(dim=1).mean()), rel=1e-5)
+    # Output = x0 + 2 x1: its gradient w.r.t. W is head^T x^T (rows 0, 1 live), w.r.t. head it is the features.
+    grads = []
+    for xi in x[:6]:
+        g_w = torch.zeros(4, 3)
+        g_w[0], g_w[1] = xi * 1.0, xi * 2.0  # head weight times ReLU'(1 on live rows) times the input
+        g_head = torch.tensor([xi[0], xi[1], 0.0, 0.0])
+        grads.append(torch.cat([g_w.flatten(), g_head]).double())
+    g = torch.stack(grads)
+    expected = (g @ g.T) / (g.norm(dim=1, keepdim=True) * g.norm(dim=1))
+    assert torch.allclose(cosines, expected, atol=1e-5)
+    assert metrics["grad_cosine_mean"] == pytest.approx(float(interference_summary(expected)["grad_cosine_mean"]), abs=1e-5)
+
+
+def test_gradient_norm_reads_the_last_backward_and_heads_concatenate():
+    from rllib_sparse.diagnostics import Heads, gradient_norm
+
+    a, b = nn.Linear(2, 1, bias=False), nn.Linear(2, 2, bias=False)
+    assert gradient_norm([a, b]) == 0.0  # no backward yet
+    heads = Heads([a, b])
+    x = torch.tensor([[3.0, 4.0]])
+    out = heads(x)
+    assert out.shape == (1, 3) and torch.equal(out, torch.cat([a(x), b(x)], -1))
+    out.sum().backward()  # d/dW of each unit is x: |grad|^2 = 3 units * 25
+    assert gradient_norm([heads, a]) == pytest.approx(math.sqrt(75))  # shared parameters counted once
+
+
+def test_interference_matrix_can_be_turned_off():
+    from rllib_sparse.diagnostics import network_diagnostics
+
+    metrics, cosines = network_diagnostics(_PlantedEncoder(), nn.Linear(4, 1), torch.rand(8, 3),
+                                           interference_samples=0)
+    assert cosines.numel() == 0 and "grad_cosine_mean" not in metrics and "srank" in metrics
+
+
+# ------------------------------------------------------------------------------------- report statistics
+
+def test_iqm_and_bootstrap_summary():
+    from rllib_sparse.report.stats import iqm, summarize
+
+    # 8 values: int(8/4) = 2 cut from each end -> mean of the middle 4.
+    assert iqm(np.array([100.0, 1, 2, 3, 4, 5, 6, -50])) == pytest.approx((2 + 3 + 4 + 5) / 4)
+    assert iqm(np.array([[1.0, 2, 3, 4, 5], [5, 5, 5, 5, 5]]), axis=1).tolist() == [3.0, 5.0]
+    few = summarize([1.0, 2.0, 3.0])
+    assert few.method == "mean" and few.center == 2.0 and few.n == 3
+    assert 1.0 <= few.low < 2.0 < few.high <= 3.0  # a bootstrap mean never leaves the data's range
+    many = summarize([0.0, 10, 10, 10, 10, 10, 1000])
+    assert many.method == "IQM" and many.center == 10.0  # the outliers are cut
+    assert summarize([7.0, 7.0]).low == summarize([7.0, 7.0]).high == 7.0
+    assert summarize([5.0, float("nan")]).n == 1 and summarize([]).n == 0
+    assert summarize([1.0, 5.0, 2.0], seed=3) == summarize([1.0, 5.0, 2.0], seed=3)  # reproducible

@@ -124,3 +124,21 @@ def test_validate_command_prints_the_grid(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_validates(path):
     assert plan(load_sweep(path))
+
+
+def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
+    from rllib_sparse.rllib.diagnostics import ROWS_KEY
+
+    assert load_sweep(write(tmp_path, BASE)).diagnostics is None  # absent: off
+    spec = load_sweep(write(tmp_path, dict(BASE, diagnostics={})))
+    diag = spec.diagnostics
+    assert (diag.every, diag.batch_size, diag.delta, diag.taus) == (10, 1024, 0.01, [0.0, 0.1])
+    assert [i for i in range(1, 31) if diag.due(i, last=False)] == [10, 20, 30]
+    assert diag.due(7, last=True)  # a trial's last iteration always gets them
+    config = trial_config(spec, spec.points()[0])
+    assert config.learner_config_dict[ROWS_KEY] == 1024
+    assert ROWS_KEY not in trial_config(load_sweep(write(tmp_path, BASE)), spec.points()[0]).learner_config_dict
+    with pytest.raises(ValueError, match=r"diagnostics\.taus\.0.*1\.5"):
+        load_sweep(write(tmp_path, dict(BASE, diagnostics={"taus": [1.5]})))
+    with pytest.raises(ValueError, match=r"unknown key 'diagnostics.evry'; did you mean 'every'\? allowed: batch_size, delta, every"):
+        load_sweep(write(tmp_path, dict(BASE, diagnostics={"evry": 5})))
