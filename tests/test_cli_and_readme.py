@@ -57,18 +57,24 @@ def test_bad_input_exits_2_with_one_line(args, message):
 @pytest.mark.ray
 def test_train_runs_one_trial_of_a_sweep_file(tmp_path):
     run = run_cli("train", "tune_configs/quickstart.yaml", "--smoke", "--trial", "simba-w128-d1-s0.9-seed0",
-                  "--num-cpus", "2", "--checkpoint", str(tmp_path / "ckpt"))
+                  "--set", "diagnostics.batch_size=256", "--num-cpus", "2", "--checkpoint", str(tmp_path / "ckpt"))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "training simba-w128-d1-s0.9-seed0 (PPO on CartPole-v1)" in run.stdout
     iterations = re.findall(r"^iter +(\d+) +env_steps +([\d,]+)", run.stdout, flags=re.M)
     assert [int(i) for i, _ in iterations] == [1, 2]
+    # Diagnostics (every 10 iterations by default) come at the last iteration of the smoke run.
+    for network in ("actor", "critic"):
+        assert len(re.findall(rf"^ +{network}: srank \d+ .*dormant_tau0.1 [\d.e-]+", run.stdout, flags=re.M)) == 1, run.stdout
     assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
     assert (tmp_path / "ckpt" / "algorithm_state.pkl").exists()
 
 
-def _readme_blocks():
+def _readme_block(marker: str) -> str:
+    """The README's one Python block that contains ``marker``."""
     text = (REPO / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if marker in b]
+    assert len(blocks) == 1, f"expected one README block with {marker!r}, found {len(blocks)}"
+    return blocks[0]
 
 
 def test_readme_first_lines_give_the_two_commands():
@@ -81,7 +87,7 @@ def test_readme_first_lines_give_the_two_commands():
 
 @pytest.mark.ray
 def test_readme_rllib_example_runs_as_written():
-    block = _readme_blocks()[0]
+    block = _readme_block("SACConfig")
     assert "with_sparse_model" in block and "PPOConfig" in block and "SACConfig" in block
     run = run_python(block, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -90,7 +96,7 @@ def test_readme_rllib_example_runs_as_written():
 
 
 def test_readme_torch_example_runs_as_written():
-    block = _readme_blocks()[1]
+    block = _readme_block("sparsify(net")
     run = run_python(block)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "sparsity 0.9000" in run.stdout
@@ -98,12 +104,21 @@ def test_readme_torch_example_runs_as_written():
 
 @pytest.mark.ray
 def test_readme_atari_example_runs_as_written():
-    block = _readme_blocks()[2]
+    block = _readme_block("with_atari")
     assert "with_atari" in block and "ALE/Pong-v5" in block
     run = run_python(block, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert re.search(r"sampled \d+ env steps on AtariVectorEnv", run.stdout), run.stdout
     assert "sparsity 0.9000" in run.stdout
+
+
+@pytest.mark.ray
+def test_readme_diagnostics_example_runs_as_written():
+    run = run_python(_readme_block("learner_diagnostics"), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = re.search(r"critic srank (\d+)\.0 dormant ([\d.e-]+) max \|pruned weight\| 0\.0$", run.stdout, re.M)
+    assert found, run.stdout
+    assert 1 <= int(found.group(1)) <= 128 and 0.0 <= float(found.group(2)) <= 1.0
 
 
 def test_readme_sweep_file_is_the_shipped_quickstart(tmp_path):

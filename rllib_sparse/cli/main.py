@@ -232,8 +232,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             done = stop_reached(spec.stop, metrics)
             if spec.diagnostics is not None and spec.diagnostics.due(int(metrics["iteration"]), done):
                 found = learner_diagnostics(algo, **spec.diagnostics.learner_settings())["metrics"]
-                print("     " + "  ".join(f"{key.removeprefix('diag/')} {value:.3g}" for key, value in found.items()
-                                          if key.count("/") == 2 and not key.endswith("/rows")), flush=True)
+                by_network: dict[str, list[str]] = {}
+                for key, value in found.items():
+                    parts = key.split("/")
+                    if parts[0] == "diag" and len(parts) == 3 and parts[2] != "rows":
+                        by_network.setdefault(parts[1], []).append(f"{parts[2]} {value:.3g}")
+                for network, values in by_network.items():
+                    print(f"     {network}: {'  '.join(values)}", flush=True)
             if done:
                 break
         print(f"done: final return {metrics.get('episode_return_mean', float('nan')):.2f}; "

@@ -18,6 +18,7 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 
 from rllib_sparse.diagnostics import gradient_norm, network_diagnostics
+from rllib_sparse.rllib.inspection import on_learners
 from rllib_sparse.sparsity import max_masked_magnitude
 
 #: ``learner_config_dict`` key: how many of the newest training rows the Learner keeps (0: off).
@@ -99,8 +100,6 @@ def with_diagnostics(config: AlgorithmConfig, rows: int = 1024) -> AlgorithmConf
 
 def learner_diagnostics(algo, module_id: str = DEFAULT_MODULE_ID, **settings: Any) -> dict[str, Any]:
     """Diagnostics of ``algo``'s module, computed on its (first) Learner; see ``network_diagnostics``."""
-    from rllib_sparse.rllib.inspection import on_learners
-
     def compute(learner):
         if not hasattr(learner, "network_diagnostics"):
             raise TypeError(f"{type(learner).__name__} cannot compute diagnostics; allowed: the Learners "
