@@ -80,6 +80,16 @@ def _configured(args: argparse.Namespace):
         raise BadInput(str(error)) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer >= 1")
+    return value
+
+
 # ------------------------------------------------------------------------------------------ commands
 
 
@@ -154,7 +164,7 @@ def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a field, e.g. --set stop.iterations=2 --set grid.width=[64,128]")
     parser.add_argument("--smoke", action="store_true",
                         help="shrink every trial to a seconds-long check (tiny batches, 2 iterations)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    parser.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the local Ray (default: all)")
 
 
 def _load_sweep(args: argparse.Namespace):
@@ -268,15 +278,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """A study's scaling curves, heat maps, diagnostics and runs table, from MLflow."""
     from rllib_sparse.report import ReportError, build_report
-    from rllib_sparse.sweep.tracking import check_tracking_uri, default_tracking_uri
+    from rllib_sparse.report.build import check_output_folder
+    from rllib_sparse.sweep.tracking import check_tracking_uri, default_tracking_uri, sqlite_path
 
     uri = args.tracking_uri or default_tracking_uri()
     try:
-        if urlparse(uri).scheme == "sqlite" and not Path(urlparse(uri).path).exists():
-            raise ValueError(f"tracking URI {uri!r}: no MLflow store there; allowed: the store a sweep "
-                             "wrote (default ./mlruns/mlflow.db) or http://HOST:PORT")
-        check_tracking_uri(uri)
         out = Path(args.out) if args.out else Path("reports") / args.experiment
+        check_output_folder(out.resolve())
+        if urlparse(uri).scheme == "sqlite" and not sqlite_path(uri).is_file():
+            raise ValueError(f"tracking URI {uri!r}: no MLflow store there ({sqlite_path(uri).resolve()}); "
+                             "allowed: the store a sweep wrote (default ./mlruns/mlflow.db) or http://HOST:PORT")
+        check_tracking_uri(uri)
         report = build_report(args.experiment, uri, out)
     except (ReportError, ValueError) as error:
         raise BadInput(str(error)) from None
@@ -365,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="scaling curves, heat maps, diagnostics and an HTML page of a study")
     p.add_argument("experiment", help="the MLflow experiment (a sweep file's name, or its tracking.experiment)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///./mlruns/mlflow.db)")
-    p.add_argument("--out", help="output folder, replaced whole (default: reports/<experiment>/)")
+    p.add_argument("--out", help="output folder: new, empty, or an earlier report's (default: reports/<experiment>/); "
+                                 "nothing else is ever overwritten")
     p.set_defaults(func=cmd_report)
     return parser
 

@@ -15,9 +15,15 @@ from rllib_sparse.errors import validate
 from rllib_sparse.networks.registry import get_model, registered_models
 from rllib_sparse.sparsity.allocation import ALLOCATIONS
 
-Width = Annotated[int, Field(ge=1)]
-Depth = Annotated[int, Field(ge=1)]
+#: Upper bounds that keep a typo (``width: 1e12``) from reaching an allocator; a SimBa network at
+#: the largest width already needs terabytes. What fits a machine is checked later, per node.
+MAX_WIDTH = 1 << 20
+MAX_DEPTH = 1024
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
 Sparsity = Annotated[float, Field(ge=0.0, lt=1.0)]
+# Strict: ``width: true`` is not 1, ``sparsity: "0.5"`` is not a number; NaN and infinities refused.
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 Role = Literal["actor", "critic"]
 
 
@@ -30,7 +36,7 @@ def _check_allocation(name: str) -> str:
 class NetworkOverrides(BaseModel):
     """Per-network values that replace the shared ``width``/``depth``/``sparsity``/``allocation``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
     width: Width | None = None
     depth: Depth | None = None
     sparsity: Sparsity | None = None
@@ -60,7 +66,7 @@ class SparseModelConfig(BaseModel):
     SAC policy vs Q networks (twin included), DQN's Q network is the critic.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     model: str = "simba"
     width: Width | None = None

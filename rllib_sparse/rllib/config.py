@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from importlib import import_module
 from typing import Any
 
@@ -70,6 +71,12 @@ def env_spaces(config: AlgorithmConfig):
         _, creator = Algorithm._get_env_id_and_creator(config.env, config)
         env = creator(EnvContext(dict(config.env_config), worker_index=0))
     except Exception as error:  # RLlib's EnvError, gymnasium's errors: many lines, many types
+        if isinstance(config.env, str) and config.env not in gym.registry and "." not in config.env:
+            close = difflib.get_close_matches(config.env, list(gym.registry), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"env={config.env!r} is not a known env{hint}; allowed: a gymnasium id "
+                             "(e.g. CartPole-v1), an Atari id (`rllib-sparse envs`), or a name registered "
+                             "with ray.tune.register_env") from None
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise ValueError(f"env={config.env!r} cannot be created: {first}") from None
     try:
@@ -91,6 +98,10 @@ def with_sparse_model(config: AlgorithmConfig, model: str = "simba", **fields: A
         register_atari(config.env)  # a plain ``.environment("ALE/<Game>-v5")`` gets our preprocessing
     spaces = env_spaces(config)
     if spaces is not None:
+        algorithm = config.algo_class.__name__
+        if algorithm in DISCRETE_ACTIONS_ONLY and not isinstance(spaces[1], gym.spaces.Discrete):
+            raise ValueError(f"{algorithm} on env={config.env!r}: the action space {spaces[1]} is not supported; "
+                             f"{algorithm} needs Discrete actions (use SAC or PPO for continuous ones)")
         check_spaces(parse_model_config(spec.model_config), *spaces)
     # The fields go into the config's own model_config (kept keys intact), not into the spec, so a Tune
     # grid over ``model_config["sparse"]`` is not overridden by a fixed spec.
@@ -102,6 +113,9 @@ def with_sparse_model(config: AlgorithmConfig, model: str = "simba", **fields: A
     fused = LEARNER_CLASSES.get(config.learner_class)
     return config.learners(learner_class=fused) if fused is not None else config
 
+
+#: Algorithms whose RLlib implementation only takes Discrete action spaces.
+DISCRETE_ACTIONS_ONLY = frozenset({"DQN"})
 
 #: Where each supported algorithm's config class lives.
 _CONFIG_CLASSES = {

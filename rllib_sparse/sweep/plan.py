@@ -31,6 +31,8 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{source}: training.{key} is not a {spec.algorithm} training setting{hint} "
                              f"(see {type(config).__name__}.training)")
+    for key, value in point.training.items():
+        _check_training_value(config, key, value, source, spec.algorithm)
     config = config.training(**point.training)
     if spec.smoke:
         config = _smoke(config)
@@ -61,6 +63,53 @@ def _smoke(config: AlgorithmConfig) -> AlgorithmConfig:
     return config
 
 
+def _kind(value) -> str | None:
+    """The kind of a default value that a sweep file's value must match (None: anything goes)."""
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    return None
+
+
+def _check_training_value(config: AlgorithmConfig, key: str, value, source: str, algorithm: str) -> None:
+    """Refuse ``lr: fast`` here, not after Ray started: the value must be of its default's kind.
+
+    A float setting also takes an RLlib schedule (``[[timestep, value], ...]``); settings whose default
+    is None (e.g. ``grad_clip``) take anything RLlib takes.
+    """
+    default = getattr(config, key, None)
+    kind = _kind(default)
+    if kind is None or value is None and key in ("grad_clip",):
+        return
+    if kind == "a number":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) or _is_schedule(value)
+        kind = "a number or a schedule [[timestep, value], ...]"
+    elif kind == "an integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "a boolean (true/false)":
+        ok = isinstance(value, bool)
+    elif kind == "a string":
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, dict)
+    if not ok:
+        raise ValueError(f"{source}: training.{key}={value!r} is invalid: {algorithm}'s {key} is {kind} "
+                         f"(default {default!r}); allowed: {kind}")
+
+
+def _is_schedule(value) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(p, list) and len(p) == 2
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p) for p in value))
+
+
 def training_settings(config: AlgorithmConfig) -> set[str]:
     """Names ``config.training(...)`` takes: each class's ``training`` forwards ``**kwargs`` upward."""
     names: set[str] = set()
@@ -70,12 +119,39 @@ def training_settings(config: AlgorithmConfig) -> set[str]:
     return names - {"self", "kwargs"}
 
 
+#: Bytes of training state per (dense) parameter: float32 weights, gradients and Adam's two moments.
+#: Masks, target networks, activations and the replay buffer come on top: this is a lower bound.
+BYTES_PER_PARAMETER = 16
+#: No node has this much memory: a planned trial above it is a typo, refused even by ``validate``.
+MEMORY_CEILING_BYTES = 4 << 40
+
+
 @dataclass(frozen=True)
 class PlannedTrial:
     point: GridPoint
     dense_params: int
     nonzero_params: int
     layers: dict  # network -> per-layer shape, density, non-zero and total weights (an MLflow artifact)
+
+    @property
+    def memory_bytes(self) -> int:
+        """At least this much memory to train the trial (see ``BYTES_PER_PARAMETER``)."""
+        return self.dense_params * BYTES_PER_PARAMETER
+
+
+def format_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if count < 1024 or unit == "PiB":
+            return f"{count:.3g} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.3g} PiB"
+
+
+def too_big(trial: PlannedTrial, limit: str) -> str:
+    """One line: what the trial needs, and ``limit`` (e.g. "the largest node has 16 GiB")."""
+    return (f"trial {trial.point.name} needs at least {format_bytes(trial.memory_bytes)} of memory "
+            f"({trial.dense_params:,} parameters x {BYTES_PER_PARAMETER} bytes: weights, gradients, Adam "
+            f"moments), but {limit}; allowed: a smaller width or depth")
 
 
 def plan(spec: SweepSpec, source: str = "sweep file") -> list[PlannedTrial]:
@@ -86,7 +162,13 @@ def plan(spec: SweepSpec, source: str = "sweep file") -> list[PlannedTrial]:
         config = trial_config(spec, point, source)
         if point.env not in spaces_by_env:
             spaces_by_env[point.env] = env_spaces(config)
-        module = planned_module(config, spaces_by_env[point.env])
+        try:
+            module = planned_module(config, spaces_by_env[point.env])
+        except RuntimeError as error:  # e.g. torch's "Storage size calculation overflowed"
+            raise ValueError(f"{source}: trial {point.name} cannot be built: {str(error).splitlines()[0]}") from None
         counts = module.parameter_counts()
-        trials.append(PlannedTrial(point, counts["dense"], counts["nonzero"], module.planned_layers()))
+        trial = PlannedTrial(point, counts["dense"], counts["nonzero"], module.planned_layers())
+        if trial.memory_bytes > MEMORY_CEILING_BYTES:
+            raise ValueError(f"{source}: {too_big(trial, f'no machine has over {format_bytes(MEMORY_CEILING_BYTES)}')}")
+        trials.append(trial)
     return trials

@@ -7,6 +7,7 @@ Exit codes: 0 every trial finished; 1 some trial failed after its retries (named
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import statistics
@@ -20,9 +21,10 @@ from urllib.parse import urlparse
 
 from ray.tune import Callback
 
-from rllib_sparse.sweep.plan import PlannedTrial, plan, trial_config
+from rllib_sparse.sweep.logs import LibraryLogs
+from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big, trial_config
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
-from rllib_sparse.sweep.trainable import MATRICES_KEY
+from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
 from rllib_sparse.sweep.tracking import (
     INTERFERENCE_DIR,
     SweepTracker,
@@ -50,41 +52,106 @@ class SweepOptions:
     num_cpus: int | None = None
     runs_dir: Path = Path(RUNS_DIR)
     extra_callbacks: list = field(default_factory=list)  # more Tune callbacks (e.g. another tracker)
+    #: Seconds the end of a sweep waits for an unreachable tracking store before leaving the unsent
+    #: records in the journal for ``--resume``.
+    tracking_flush_timeout: float = float(os.environ.get("RLLIB_SPARSE_TRACKING_FLUSH_TIMEOUT", "300"))
 
 
-def prepare(options: SweepOptions) -> tuple[SweepSpec, list[PlannedTrial], str | None, Path | None]:
+@dataclass
+class Prepared:
+    """A sweep whose input has been checked: nothing has been started or written yet."""
+
+    spec: SweepSpec
+    trials: list[PlannedTrial]
+    uri: str | None
+    study_dir: Path  # runs/<study>/
+    meta_path: Path | None  # the record of the sweep to resume
+    meta: dict | None
+
+
+def prepare(options: SweepOptions) -> Prepared:
     """Everything that can fail on input, before Ray starts and before anything is written: file,
-    grid, env, the sweep to resume, address, tracking store."""
+    grid, env, the sweep to resume (and that it is the same study), address, tracking store."""
     overrides = list(options.overrides) + (["smoke=true"] if options.smoke else [])
     try:
         spec = load_sweep(options.file, overrides)
         trials = plan(spec, source=str(options.file))
     except ValueError as error:
         raise SweepInputError(str(error)) from None
-    meta_path = None
+    if options.num_cpus is not None and options.num_cpus < 1:
+        raise SweepInputError(f"--num-cpus={options.num_cpus} is invalid; allowed: an integer >= 1")
+    study_dir = options.runs_dir.resolve() / spec.name
+    for folder in (options.runs_dir.resolve(), study_dir):
+        if folder.exists() and not folder.is_dir():
+            raise SweepInputError(f"{folder} is a file, but sweeps keep their Tune folders there; allowed: "
+                                  "move the file away, or run the sweep from another folder")
+    meta_path = meta = None
     if options.resume:
-        meta_path = _latest_sweep(options.runs_dir.resolve(), spec.name)
+        meta_path = _latest_sweep(study_dir)
         if meta_path is None:
-            raise SweepInputError(f"--resume: no earlier sweep of study {spec.name!r} under "
-                                  f"{options.runs_dir.resolve() / spec.name}; allowed: --resume after a "
-                                  "sweep of the same file was started")
+            raise SweepInputError(f"--resume: no earlier sweep of study {spec.name!r} under {study_dir}; "
+                                  "allowed: --resume after a sweep of the same file was started")
+        meta = _read_meta(meta_path)
+        _check_same_study(meta, spec, meta_path)
     if options.address:
         _check_address(options.address)
     uri = None
     if options.tracking:
-        uri = options.tracking_uri or spec.tracking.tracking_uri or default_tracking_uri()
+        uri = options.tracking_uri or (meta or {}).get("tracking_uri") or spec.tracking.tracking_uri \
+            or default_tracking_uri()
         try:
             check_tracking_uri(uri)
         except ValueError as error:
-            raise SweepInputError(str(error)) from None
-    return spec, trials, uri, meta_path
+            hint = (f" (the tracking URI the interrupted sweep used, from {meta_path}; pass --tracking-uri to "
+                    "send it elsewhere)") if meta and not options.tracking_uri else ""
+            raise SweepInputError(f"{error}{hint}") from None
+    return Prepared(spec, trials, uri, study_dir, meta_path, meta)
+
+
+def _read_meta(path: Path) -> dict:
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("stamp"), str):
+            raise ValueError("no 'stamp' field")
+        return meta
+    except (OSError, ValueError) as error:
+        raise SweepInputError(f"--resume: {path} is not a readable sweep record ({error}); allowed: the "
+                              "record a sweep wrote (move this one away to resume an earlier sweep)") from None
+
+
+def _check_same_study(meta: dict, spec: SweepSpec, path: Path) -> None:
+    """``--resume`` continues the very study that was interrupted, or refuses and says what differs."""
+    before = meta.get("fingerprint")
+    if before is None:
+        raise SweepInputError(f"--resume: {path} was written by an older rllib-sparse and does not record its "
+                              "study, so resuming it could mix two studies; allowed: a new sweep (without --resume)")
+    now = spec.fingerprint()
+    differences = _differences(before, now)
+    if differences:
+        shown = "; ".join(f"{key}: {old} -> {new}" for key, old, new in differences[:3])
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise SweepInputError(f"--resume: this is not the study that was interrupted ({meta['stamp']}): {shown}"
+                              f"{more}; allowed: the same file, --set and --smoke as then, or a new sweep "
+                              "without --resume")
+
+
+def _differences(old, new, path: str = "") -> list[tuple[str, str, str]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    return [] if old == new else [(path, json.dumps(old), json.dumps(new))]
 
 
 def _check_address(address: str) -> None:
     if address == "auto":
         return
     parsed = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = parsed.hostname, parsed.port
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:  # "Port out of range 0-65535"
+        host = port = None
     if host is None or port is None:
         raise SweepInputError(f"--address={address!r} is invalid; allowed: HOST:PORT of a Ray head (GCS), "
                               "ray://HOST:PORT, or auto")
@@ -101,12 +168,38 @@ def port_open(host: str, port: int, timeout: float = 3.0) -> bool:
         return False
 
 
-class ProgressCallback(Callback):
-    """Tune callback: one line per trial event, and MLflow logging of every trial.
+def check_resources(spec: SweepSpec, trials: list[PlannedTrial], bundles: list[dict[str, float]],
+                    nodes: list[dict[str, float]]) -> None:
+    """Refuse a sweep whose trials no node of the cluster can host (Tune would wait for them forever).
 
-    Tune pickles it with the experiment state and brings it back on ``--resume``; the MLflow client is
-    therefore made lazily from (tracking URI, experiment, parent run id) in whichever process runs it.
+    ``bundles`` are one trial's resource bundles (its placement group), ``nodes`` the alive nodes'
+    resources. A trial's bundles may spread over nodes, but each bundle must fit on one.
     """
+    settings = (f"resources.cpus_per_trial={spec.resources.cpus_per_trial:g}, "
+                f"gpus_per_trial={spec.resources.gpus_per_trial:g}, "
+                f"num_env_runners={spec.resources.num_env_runners}")
+    for key in ("CPU", "GPU"):
+        need = sum(b.get(key, 0) for b in bundles)
+        largest_bundle = max((b.get(key, 0) for b in bundles), default=0)
+        have = sum(n.get(key, 0) for n in nodes)
+        largest_node = max((n.get(key, 0) for n in nodes), default=0)
+        if need > have or largest_bundle > largest_node:
+            raise SweepInputError(f"resources: each trial needs {need:g} {key} ({settings}), but the cluster has "
+                                  f"{have:g} {key} (at most {largest_node:g} on one node); allowed: settings "
+                                  "the cluster can host (or --num-cpus / more nodes)")
+    memory = max((n.get("memory", 0) for n in nodes), default=0)
+    for trial in trials:
+        if trial.memory_bytes > memory:
+            raise SweepInputError(f"resources: {too_big(trial, f'the largest node has {format_bytes(memory)}')}")
+
+
+#: The tracker of each running sweep, by parent run id. The progress callback is pickled into Tune's
+#: experiment state and comes back from it on ``--resume``; it finds the driver's live tracker here.
+_TRACKERS: dict[str, SweepTracker] = {}
+
+
+class ProgressCallback(Callback):
+    """Tune callback: one line per trial event, and MLflow records of every trial (via the tracker)."""
 
     def __init__(self, spec: SweepSpec, trials: list[PlannedTrial], tracking_uri: str | None,
                  parent_run_id: str | None):
@@ -115,21 +208,15 @@ class ProgressCallback(Callback):
         self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
         self.status: dict[str, str] = {}
         self.node: dict[str, str] = {}
+        self.checkpoint_path: dict[str, str] = {}
         self.started = time.time()
-        self._tracker: SweepTracker | None = None
-
-    def __getstate__(self):
-        return dict(self.__dict__, _tracker=None)
 
     def setup(self, **info):
         self.started = time.time()
 
     @property
     def tracker(self) -> SweepTracker | None:
-        if self._tracker is None and self.tracking_uri:
-            self._tracker = SweepTracker(self.tracking_uri, self.spec.experiment_name)
-            self._tracker.start_parent(self.spec.name, run_id=self.parent_run_id)
-        return self._tracker
+        return _TRACKERS.get(self.parent_run_id) if self.tracking_uri else None
 
     @staticmethod
     def out(line: str) -> None:
@@ -157,6 +244,11 @@ class ProgressCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         planned = self._planned(trial)
         name = planned.point.name
+        if isinstance(result.get(CHECKPOINT_PATH_KEY), str):
+            self.checkpoint_path[name] = result[CHECKPOINT_PATH_KEY]
+        if result.get(ALREADY_FINISHED_KEY):
+            self._line(planned, "had finished before the interruption; not run again")
+            return
         metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith(("learner/", "mask/", "diag/"))}
         if self.tracker is not None:
             if self.node.get(name) != result.get("node_id"):
@@ -177,10 +269,10 @@ class ProgressCallback(Callback):
         name = planned.point.name
         self.status[name] = "FINISHED"
         if self.tracker is not None:
-            if trial.checkpoint is not None:
-                self.tracker.set_tags(name, {"checkpoint": trial.checkpoint.path})
-                self.tracker.log_dict(name, {"checkpoint": trial.checkpoint.path,
-                                             "filesystem": type(trial.checkpoint.filesystem).__name__},
+            path = self.checkpoint_path.get(name) or (trial.checkpoint.path if trial.checkpoint else None)
+            if path is not None:
+                self.tracker.set_tags(name, {"checkpoint": path})
+                self.tracker.log_dict(name, {"checkpoint": path, "filesystem": _filesystem_name(trial)},
                                       "checkpoint.json")
             self.tracker.log_dict(name, planned.layers, "sparsity.json")
             self.tracker.end_trial(name, "FINISHED")
@@ -193,6 +285,10 @@ class ProgressCallback(Callback):
         if self.tracker is not None:
             self.tracker.end_trial(name, "FAILED")
         self._line(planned, f"FAILED after its retries; see {trial.error_file}")
+
+
+def _filesystem_name(trial) -> str:
+    return type(trial.checkpoint.filesystem).__name__ if trial.checkpoint is not None else "LocalFileSystem"
 
 
 _TRACKED = ("episode_return_mean", "episode_return_max", "episode_len_mean", "training_episode_return_mean",
@@ -218,18 +314,27 @@ def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
     return params
 
 
-def _latest_sweep(runs: Path, name: str) -> Path | None:
-    metas = sorted((runs / name).glob("*.json"))
+def _latest_sweep(study_dir: Path) -> Path | None:
+    metas = sorted(study_dir.glob("*.json"))
     return metas[-1] if metas else None
 
 
 def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
     """Run (or ``resume``) the sweep of ``options.file``; returns the exit code."""
-    spec, trials, uri, meta_path = prepare(options)
-    runs = options.runs_dir.resolve() / spec.name
-    meta = json.loads(meta_path.read_text()) if meta_path else {
-        "stamp": time.strftime("%Y%m%d-%H%M%S"), "file": str(options.file.resolve()), "tracking_uri": uri}
-    uri = meta.get("tracking_uri") if options.resume and options.tracking_uri is None else uri
+    prepared = prepare(options)
+    with LibraryLogs() as logs:
+        try:
+            return _run(options, prepared, logs, out)
+        finally:
+            logs.discard()  # only if the sweep never got its folder (bad input found after Ray started)
+
+
+def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Callable[[str], None]) -> int:
+    spec, trials, uri, runs = prepared.spec, prepared.trials, prepared.uri, prepared.study_dir
+    meta = dict(prepared.meta) if prepared.meta else {
+        "stamp": time.strftime("%Y%m%d-%H%M%S"), "file": str(options.file.resolve()), "tracking_uri": uri,
+        "fingerprint": spec.fingerprint()}
+    meta["tracking_uri"] = uri
     experiment_dir = runs / meta["stamp"]
 
     # Tune's console output (config boxes, status tables) is replaced by ProgressCallback's lines.
@@ -237,31 +342,25 @@ def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
     import ray
     from ray import tune
 
-    tracker = SweepTracker(uri, spec.experiment_name) if uri else None
-    if tracker is not None:
-        meta["parent_run_id"] = tracker.start_parent(
-            f"{spec.name}-{meta['stamp']}", run_id=meta.get("parent_run_id"),
-            params={"algorithm": spec.algorithm, "env": spec.env, "trials": len(trials), "smoke": spec.smoke},
-            sweep_file=options.file)
-    runs.mkdir(parents=True, exist_ok=True)
-    (runs / f"{meta['stamp']}.json").write_text(json.dumps(meta, indent=2))
-
     started_ray = not ray.is_initialized()
     if started_ray:
-        if options.address:
-            # Ray 2.60 clusters use token auth by default; a client must say so to present its token.
-            if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
-                os.environ["RAY_AUTH_MODE"] = "token"
-            ray.init(address=options.address, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, num_cpus=options.num_cpus, log_to_driver=False)
-    status = "FAILED"
-    failed: list[str] = []
-    unfinished: list[str] = []
-    grid = None
+        _start_ray(options)
+    status, failed, unfinished, grid, tracker = "FAILED", [], [], None, None
     try:
         first = trial_config(spec, trials[0].point)
-        trainable = tune.with_resources(_trainable(), first.algo_class.default_resource_request(first))
+        request = first.algo_class.default_resource_request(first)
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+        check_resources(spec, trials, list(request.bundles), nodes)
+
+        # The input is good and the cluster can host it: from here on the sweep writes.
+        runs.mkdir(parents=True, exist_ok=True)
+        logs.move_to(runs / f"{meta['stamp']}.log")
+        if uri:
+            tracker = _start_tracking(options, prepared, meta, uri, out)
+        meta["status"] = "RUNNING"
+        _write_meta(runs / f"{meta['stamp']}.json", meta)
+
+        trainable = tune.with_resources(_trainable(), request)
         out(f"sweep {spec.name!r}: {len(trials)} trial(s) of {spec.algorithm} on {spec.env}"
             f"{' (smoke)' if spec.smoke else ''}; Tune folder {experiment_dir}")
         if options.resume and tune.Tuner.can_restore(str(experiment_dir)):
@@ -292,19 +391,106 @@ def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
         status, unfinished = "KILLED", []
         raise
     finally:
+        unsent = 0
         if tracker is not None:
-            if unfinished:
-                tracker.load_children()
             for name in unfinished:
                 tracker.end_trial(name, "KILLED")  # reopened by --resume; never left RUNNING
             tracker.end_parent(status)
+            unsent = tracker.close(options.tracking_flush_timeout, progress=out)
+            _TRACKERS.pop(tracker.parent_run_id, None)
+        if "status" in meta:
+            meta["status"] = status
+            _write_meta(runs / f"{meta['stamp']}.json", meta)
         if started_ray:
             ray.shutdown()
     summary(spec, trials, grid, failed, uri, experiment_dir, out)
+    out(f"Ray, Tune and MLflow logs: {logs.path}")
+    if tracker is not None and tracker.dropped:
+        out(f"MLflow refused {len(tracker.dropped)} record(s) (see the log): {tracker.dropped[0]}")
+    if unsent:
+        out(f"MLflow at {uri} is unreachable: {unsent} record(s) are kept in {tracker._journal}; "
+            f"send them with: rllib-sparse sweep {options.file} --resume")
     if unfinished:
         out(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
             f"rllib-sparse sweep {options.file} --resume")
-    return 1 if failed or unfinished else 0
+    return 1 if failed or unfinished or unsent else 0
+
+
+def _start_ray(options: SweepOptions) -> None:
+    import ray
+
+    try:
+        if options.address:
+            # Ray 2.60 clusters use token auth by default; a client must say so to present its token.
+            if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
+                os.environ["RAY_AUTH_MODE"] = "token"
+            ray.init(address=options.address, log_to_driver=False, logging_level=logging.WARNING)
+        else:
+            ray.init(include_dashboard=False, num_cpus=options.num_cpus, log_to_driver=False,
+                     logging_level=logging.WARNING)
+    except Exception as error:  # ConnectionError, auth errors, bad arguments: one line for the user
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise SweepInputError(f"Ray could not be started{f' at --address={options.address!r}' if options.address else ''}"
+                              f": {first}") from None
+
+
+def _start_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: str,
+                    out: Callable[[str], None]) -> SweepTracker:
+    spec, runs = prepared.spec, prepared.study_dir
+    tracker = SweepTracker(uri, spec.experiment_name)
+    if not options.resume:
+        _close_interrupted_sweeps(tracker, runs, spec, uri, options.file, out)
+    meta["parent_run_id"] = tracker.start_parent(
+        f"{spec.name}-{meta['stamp']}", run_id=meta.get("parent_run_id"),
+        params={"algorithm": spec.algorithm, "env": spec.env, "trials": len(prepared.trials), "smoke": spec.smoke},
+        sweep_file=options.file)
+    _TRACKERS[meta["parent_run_id"]] = tracker
+    tracker.notify = out
+    unsent = tracker.start_sending(runs / f"{meta['stamp']}.mlflow-journal.jsonl")
+    if unsent:
+        out(f"sending {unsent} MLflow record(s) the interrupted driver had not sent")
+    if options.resume:
+        _wait_until_sent(tracker, options.tracking_flush_timeout)
+        tracker.load_children()  # the high-water steps, after the replayed records
+    return tracker
+
+
+def _wait_until_sent(tracker: SweepTracker, timeout: float) -> None:
+    deadline = time.time() + timeout
+    with tracker._lock:
+        while tracker._pending and time.time() < deadline:
+            tracker._lock.wait(1)
+
+
+def _close_interrupted_sweeps(tracker: SweepTracker, runs: Path, spec: SweepSpec, uri: str, file: Path,
+                              out: Callable[[str], None]) -> None:
+    """A new sweep of a study whose last sweep was killed: close that one's runs (KILLED) and say so."""
+    for path in sorted(runs.glob("*.json")):
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(old, dict) or old.get("status") != "RUNNING" or not old.get("parent_run_id"):
+            continue
+        if old.get("tracking_uri") == uri:
+            try:
+                closed = tracker.close_interrupted(old["parent_run_id"])
+            except Exception as error:  # an old record pointing at a run that is gone: say it, go on
+                out(f"note: could not close the runs of the interrupted sweep {old['stamp']}: {error}")
+                continue
+            out(f"note: the earlier sweep {old['stamp']} of {spec.name!r} was interrupted and not resumed; its "
+                f"parent run and {closed} running trial run(s) are now marked KILLED in MLflow")
+        else:
+            out(f"note: the earlier sweep {old['stamp']} of {spec.name!r} (tracked in {old.get('tracking_uri')}) "
+                "was interrupted and not resumed; its runs there stay as they were")
+        old["status"] = "KILLED"
+        _write_meta(path, old)
+
+
+def _write_meta(path: Path, meta: dict) -> None:
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(meta, indent=2))
+    partial.replace(path)
 
 
 def _trainable():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,8 @@ RUN_AXES = ("seed", "env")
 #: Any ``training.<name>`` (an argument of the algorithm's ``config.training(...)``) is an axis too.
 TRAINING_PREFIX = "training."
 
-_Strict = ConfigDict(extra="forbid", frozen=True)
+# Strict: ``width: true`` is not 1 and ``lr: "fast"`` is not a number; non-finite numbers are refused.
+_Strict = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 SMOKE_ITERATIONS = 2
 Positive = Annotated[int, Field(ge=1)]
 
@@ -110,7 +113,7 @@ class ModuleSpec(BaseModel):
 class SweepSpec(BaseModel):
     """One scaling study."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _Strict
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
     algorithm: Literal[ALGORITHMS]
@@ -148,7 +151,23 @@ class SweepSpec(BaseModel):
                                  f"or training.<hyper-parameter>")
             if not values:
                 raise ValueError(f"grid.{axis}=[] has no values; allowed: a non-empty list")
+            seen: dict[str, Any] = {}
+            for value in values:
+                key = json.dumps(value, sort_keys=True, default=str)
+                if key in seen:
+                    raise ValueError(f"grid.{axis}={values!r} repeats {value!r}; allowed: each value once "
+                                     "(two trials of one grid point would share one MLflow run)")
+                seen[key] = value
+            for value in values:
+                _check_finite(value, f"grid.{axis}")
         return grid
+
+    @field_validator("training", "env_config")
+    @classmethod
+    def _finite(cls, values: dict[str, Any], info) -> dict[str, Any]:
+        for key, value in values.items():
+            _check_finite(value, f"{info.field_name}.{key}")
+        return values
 
     @model_validator(mode="after")
     def _grid_values_are_valid_models(self) -> SweepSpec:
@@ -186,11 +205,26 @@ class SweepSpec(BaseModel):
             object.__setattr__(self, "checkpoint", CheckpointSpec(frequency=1, keep=self.checkpoint.keep))
         return self
 
+    @model_validator(mode="after")
+    def _trial_names_unique(self) -> SweepSpec:
+        # Each trial's name keys its MLflow child run and its Tune folder: two alike would overwrite.
+        seen: dict[str, dict] = {}
+        for point in self.points():
+            if point.name in seen:
+                raise ValueError(f"grid: the points {seen[point.name]} and {point.axes} are the same trial "
+                                 f"{point.name!r}; allowed: grid values that give distinct trials")
+            seen[point.name] = point.axes
+        return self
+
     def points(self) -> list[GridPoint]:
         """Every trial of the grid, in a stable order (the Cartesian product of the axes)."""
         axes = list(self.grid)
         combos = itertools.product(*(self.grid[a] for a in axes)) if axes else [()]
         return [self._point(dict(zip(axes, combo))) for combo in combos]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two sweeps the same study, for ``--resume``: everything but where it is tracked."""
+        return self.model_dump(mode="json", exclude={"tracking"})
 
     def _point(self, values: dict[str, Any]) -> GridPoint:
         model = self.model.model_dump()
@@ -240,12 +274,47 @@ class GridPoint:
         return "-".join(parts)
 
 
-def _set_path(data: dict, path: str, value: Any) -> dict:
-    """A copy of ``data`` with ``a.b`` set to ``value``."""
+def _check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinities anywhere inside a value (YAML's ``.inf``, ``.nan``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}={value!r} is invalid; allowed: finite numbers")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
+
+
+def _set_path(data: dict, path: str, value: Any, _done: str = "") -> dict:
+    """A copy of ``data`` with ``a.b`` set to ``value``; a ValueError if ``a`` is not a section."""
     head, _, rest = path.partition(".")
     out = dict(data)
-    out[head] = _set_path(dict(out.get(head) or {}), rest, value) if rest else value
+    if rest:
+        inner = out.get(head)
+        here = f"{_done}{head}"
+        if inner is not None and not isinstance(inner, dict):
+            raise ValueError(f"{here}={inner!r} is a value, not a section, so {here}.{rest} cannot be set; "
+                             f"allowed: set {here} itself")
+        out[head] = _set_path(dict(inner or {}), rest, value, f"{here}.")
+    else:
+        out[head] = value
     return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error rather than "last wins"."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r} at line {line} (first at line {seen[key]}); "
+                                 "allowed: each key once per mapping")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -264,11 +333,16 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, override (``--set``) and validate a sweep file; one-line ValueError on any problem."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as error:
         raise ValueError(f"{path}: cannot read the sweep file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+                         f"{error.start}); allowed: a UTF-8 YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -279,5 +353,8 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
                          f"got {type(data).__name__}")
     for assignment in overrides:
         key, value = parse_assignment(assignment)
-        data = _set_path(data, key, value)
+        try:
+            data = _set_path(data, key, value)
+        except ValueError as error:
+            raise ValueError(f"--set {assignment!r}: {error}") from None
     return validate(SweepSpec, data, source=str(path))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import socket
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 SWEEP_ENV = "RLLIB_SPARSE_SWEEP_YAML"
 
@@ -27,10 +29,30 @@ def entrypoint(file_name: str, job_dir: str, sweep_args: list[str]) -> str:
             f"rllib-sparse sweep {shlex.quote(file_name)} --address auto {' '.join(map(shlex.quote, sweep_args))}")
 
 
+def check_jobs_address(address: str, timeout: float = 5.0) -> None:
+    """A fast one-line refusal of an address that is malformed or where nothing answers HTTP: the Jobs
+    client would otherwise retry for most of a minute and print Ray's own log lines."""
+    parsed = urlparse(address if "://" in address else f"http://{address}")
+    try:
+        host, port = parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        host = port = None
+    if parsed.scheme not in ("http", "https") or host is None:
+        raise ValueError(f"--address={address!r} is invalid; allowed: http://HEAD:8265 (the dashboard address)")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ValueError(f"--address={address!r} is unreachable (nothing answers on {host}:{port}: "
+                         f"{error.strerror or error}); allowed: http://HEAD:8265 of a running Ray head with "
+                         "its dashboard") from None
+
+
 def submit(address: str, file: Path, job_dir: str, sweep_args: list[str], env_vars: dict[str, str]) -> tuple:
     """Submit; returns (client, job id). Raises ValueError (one line) if the cluster cannot be reached."""
     from ray.job_submission import JobSubmissionClient
 
+    check_jobs_address(address)
     try:
         client = JobSubmissionClient(address)
     except Exception as error:  # ConnectionError, auth errors: make it one line

@@ -8,9 +8,15 @@ their ``rllib_sparse.trial`` tag, so a resumed sweep or a retried trial continue
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import math
+import os
+import re
+import sqlite3
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,23 +42,107 @@ def default_tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(folder / 'mlflow.db').resolve()}"
 
 
+def sqlite_path(uri: str) -> Path:
+    """The database file of a ``sqlite:`` URI as SQLAlchemy reads it: ``sqlite:///rel.db`` is relative
+    to the working directory, ``sqlite:////abs/x.db`` absolute."""
+    return Path(urlparse(uri).path[1:] or ":memory:")
+
+
+#: Schemes MLflow's SQLAlchemy store takes (``postgresql+psycopg2://`` and the like count too).
+_DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+_ALLOWED_URIS = ("sqlite:///PATH.db, http(s)://HOST:PORT of an MLflow server, "
+                 "or postgresql:// / mysql:// / mssql:// database URIs")
+
+
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Raise a one-line ValueError unless the tracking store can be reached/created."""
+    """Raise a one-line ValueError unless the tracking store can be reached (or created). Writes nothing."""
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
-                if response.status != 200:
-                    raise OSError(f"HTTP {response.status}")
-        except (OSError, urllib.error.URLError) as error:
-            reason = getattr(error, "reason", error)
-            raise ValueError(f"tracking URI {uri!r} is unreachable ({reason}); allowed: a running MLflow "
-                             "server (http://HOST:PORT) or a sqlite:/// path") from None
+        _check_server(uri, timeout)
     elif scheme == "sqlite":
-        Path(urlparse(uri).path).parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite(uri)
+    elif scheme.split("+")[0] in _DATABASE_SCHEMES:
+        _check_database(uri, timeout)
     elif scheme in ("file", ""):
-        raise ValueError(f"tracking URI {uri!r}: the file store is disabled in MLflow 3; "
-                         "allowed: sqlite:///ABSOLUTE/PATH.db or http://HOST:PORT")
+        raise ValueError(f"tracking URI {uri!r}: the file store is disabled in MLflow 3; allowed: {_ALLOWED_URIS}")
+    else:
+        raise ValueError(f"tracking URI {uri!r} has an unsupported scheme {scheme!r}; allowed: {_ALLOWED_URIS}")
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    base = uri.rstrip("/")
+    try:
+        with urllib.request.urlopen(base + "/health", timeout=timeout) as response:
+            if response.status != 200:
+                raise OSError(f"HTTP {response.status}")
+    except (OSError, urllib.error.URLError) as error:
+        reason = getattr(error, "reason", error)
+        raise ValueError(f"tracking URI {uri!r} is unreachable ({reason}); allowed: a running MLflow "
+                         "server (http://HOST:PORT) or a sqlite:/// path") from None
+    # Anything can answer /health; only MLflow answers its REST API with MLflow's JSON.
+    probe = base + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+    try:
+        with urllib.request.urlopen(probe, timeout=timeout) as response:
+            body = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        try:
+            body = json.loads(error.read() or b"{}")
+        except ValueError:
+            body = {}
+    except (OSError, ValueError):
+        body = {}
+    if not isinstance(body, dict) or not ("experiment" in body or "error_code" in body):
+        raise ValueError(f"tracking URI {uri!r} answers, but not as an MLflow tracking server (its REST API "
+                         "/api/2.0/mlflow is missing); allowed: the address of `mlflow server`")
+
+
+def _check_sqlite(uri: str) -> None:
+    path = sqlite_path(uri)
+    if path.exists():
+        if not path.is_file():
+            raise ValueError(f"tracking URI {uri!r}: {path} is a folder, not a database file; "
+                             "allowed: sqlite:///PATH.db")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)) as db:
+                db.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise ValueError(f"tracking URI {uri!r}: {path} is not an SQLite database ({error}); "
+                             "allowed: an MLflow SQLite store, or a path where none exists yet") from None
+        return
+    for parent in path.resolve().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"tracking URI {uri!r}: {parent} is a file, so the store cannot be created "
+                                 "there; allowed: a path inside a folder")
+            if not os.access(parent, os.W_OK):
+                raise ValueError(f"tracking URI {uri!r}: {parent} is not writable; allowed: a writable folder")
+            return
+
+
+def _check_database(uri: str, timeout: float) -> None:
+    import sqlalchemy
+
+    safe = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)  # never print a password
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout)}
+                                          if uri.startswith(("postgresql", "mysql")) else {})
+    except ModuleNotFoundError as error:
+        raise ValueError(f"tracking URI {safe!r}: its database driver is not installed ({error}); allowed: "
+                         "install it (e.g. pip install psycopg2-binary for postgresql, pymysql for "
+                         "mysql+pymysql)") from None
+    except Exception as error:  # sqlalchemy.exc.ArgumentError and kin
+        raise ValueError(f"tracking URI {safe!r} is not a valid database URI ({_first_line(error)})") from None
+    try:
+        with engine.connect():
+            pass
+    except Exception as error:  # OperationalError, driver errors: many lines
+        raise ValueError(f"tracking URI {safe!r} is unreachable ({_first_line(error)})") from None
+    finally:
+        engine.dispose()
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 def ui_command(uri: str) -> str:
@@ -81,16 +171,51 @@ def _version_tags() -> dict[str, str]:
     return tags
 
 
+#: How the MLflow client of a sweep driver talks HTTP: fail fast and let the tracker's own retry loop
+#: wait out an outage (MLflow's default is 7 retries with backoff, ~4 minutes of blocking per call).
+_CLIENT_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+                    # set_terminated prints "View run ..." lines over HTTP; the progress output is ours.
+                    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+#: Seconds between tries while the tracking store is unreachable (doubling up to the last value).
+_RETRY_DELAYS = (0.5, 1, 2, 5)
+#: A write that fails this often while the store is reachable is a bad record, not an outage.
+_MAX_FAILURES_WHILE_UP = 3
+
+
 class SweepTracker:
-    """The MLflow side of one sweep (driver only)."""
+    """The MLflow side of one sweep (driver only).
+
+    The parent run is made synchronously, so a sweep starts only once tracking works. After
+    ``start_sending(journal)``, every other write is appended to a journal file and sent by a
+    background thread, in order: the Tune loop never waits for MLflow, a tracking outage only delays
+    the records (the thread retries until the store is back), and records not yet sent when the driver
+    dies are sent by the next ``--resume`` (``close`` says how many are pending). Without
+    ``start_sending`` every write is sent at once (scripts, tests).
+    """
 
     def __init__(self, uri: str, experiment: str):
+        for key, value in _CLIENT_SETTINGS.items():
+            os.environ.setdefault(key, value)
         self.uri = uri
+        if urlparse(uri).scheme == "sqlite":
+            sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(uri)
         self.experiment_id = self._experiment(experiment)
         self.parent_run_id: str | None = None
-        self._child: dict[str, str] = {}  # trial name -> run id
-        self._last_step: dict[str, float] = {}  # run id -> highest step logged
+        self._child: dict[str, str] = {}  # trial name -> run id (sender side)
+        self._last_step: dict[str, float] = {}  # trial name -> highest step logged or queued
+        self._journal: Path | None = None
+        self._seq = 0  # last record number written to the journal
+        self._acked = 0  # last record number sent
+        self._pending: list[dict] = []
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.outage_since: float | None = None
+        self.dropped: list[str] = []  # records refused by a reachable store (one line each)
+        self.notify = lambda line: None  # outage start/end lines, for the progress output
+
+    # ------------------------------------------------------------------------ synchronous set-up
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
@@ -98,7 +223,7 @@ class SweepTracker:
             return found.experiment_id
         location = None
         if urlparse(self.uri).scheme == "sqlite":
-            location = (Path(urlparse(self.uri).path).parent / "artifacts").as_uri()
+            location = (sqlite_path(self.uri).resolve().parent / "artifacts").as_uri()
         return self.client.create_experiment(name, artifact_location=location)
 
     def start_parent(self, sweep_name: str, run_id: str | None = None, params: dict | None = None,
@@ -119,60 +244,211 @@ class SweepTracker:
         return self.parent_run_id
 
     def load_children(self) -> None:
-        """Learn the parent's existing child runs (made by another tracker, or before a resume)."""
+        """Learn the parent's existing child runs and how far each one's history goes."""
         for run in self._children():
-            self._child[run.data.tags[TRIAL_TAG]] = run.info.run_id
-            self._last_step[run.info.run_id] = self._max_step(run)
+            name = run.data.tags[TRIAL_TAG]
+            self._child[name] = run.info.run_id
+            self._last_step[name] = max(self._last_step.get(name, -math.inf), self._max_step(run))
 
-    def _children(self):
-        return self.client.search_runs([self.experiment_id],
-                                       filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-                                       max_results=10_000)
+    def _children(self, trial_name: str | None = None):
+        query = f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'"
+        if trial_name is not None:
+            query += f" and tags.`{TRIAL_TAG}` = '{trial_name}'"
+        return self.client.search_runs([self.experiment_id], filter_string=query, max_results=10_000)
 
     def _max_step(self, run) -> float:
         histories = [self.client.get_metric_history(run.info.run_id, key) for key in run.data.metrics]
         return max((m.step for h in histories for m in h), default=-math.inf)
 
-    def child_run(self, trial_name: str, trial_id: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    def close_interrupted(self, run_id: str) -> int:
+        """Mark an interrupted sweep's parent run and its RUNNING children KILLED; how many were."""
+        self.parent_run_id, closed = run_id, 0
+        for run in self._children():
+            if run.info.status == "RUNNING":
+                self.client.set_terminated(run.info.run_id, status="KILLED")
+                closed += 1
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            self.client.set_terminated(run_id, status="KILLED")
+        return closed
+
+    # ------------------------------------------------------------------------ the records
+
+    def child_run(self, trial_name: str, trial_id: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """The trial's run: reopened if it exists (retry, resume), else created with its params."""
-        run_id = self._child.get(trial_name)
-        if run_id is None:
-            run = self.client.create_run(
-                self.experiment_id, run_name=trial_name,
-                tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_name, "tune.trial_id": trial_id,
-                      **_version_tags(), **tags})
-            run_id = run.info.run_id
-            self._child[trial_name] = run_id
-            self._last_step[run_id] = -math.inf
-            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        else:
-            self.client.update_run(run_id, status="RUNNING")
-        return run_id
+        self._last_step.setdefault(trial_name, -math.inf)
+        self._record({"op": "child", "trial": trial_name, "trial_id": trial_id,
+                      "params": {k: str(v) for k, v in params.items()},
+                      "tags": {k: str(v) for k, v in tags.items()}})
 
     def log_metrics(self, trial_name: str, metrics: dict[str, float], step: int) -> bool:
         """One batched call per iteration. Steps at or below the last logged one (a trial re-running
         iterations after a restore) are skipped, so every run keeps one continuous history."""
-        run_id = self._child[trial_name]
-        if step <= self._last_step.get(run_id, -math.inf):
+        if step <= self._last_step.get(trial_name, -math.inf):
             return False
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()
-                 if isinstance(v, (int, float)) and math.isfinite(float(v))]
-        if batch:
-            self.client.log_batch(run_id, metrics=batch)
-        self._last_step[run_id] = step
+        self._last_step[trial_name] = step
+        values = {k: float(v) for k, v in metrics.items()
+                  if isinstance(v, (int, float)) and math.isfinite(float(v))}
+        if values:
+            self._record({"op": "metrics", "trial": trial_name, "values": values, "step": int(step),
+                          "time": int(time.time() * 1000)})
         return True
 
     def log_dict(self, trial_name: str, data: dict, artifact_file: str) -> None:
-        self.client.log_dict(self._child[trial_name], data, artifact_file)
+        self._record({"op": "dict", "trial": trial_name, "data": data, "file": artifact_file})
 
     def set_tags(self, trial_name: str, tags: dict[str, str]) -> None:
-        self.client.log_batch(self._child[trial_name], tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._record({"op": "tags", "trial": trial_name, "tags": {k: str(v) for k, v in tags.items()}})
 
     def end_trial(self, trial_name: str, status: str) -> None:
-        if trial_name in self._child:
-            self.client.set_terminated(self._child[trial_name], status=status)
+        self._record({"op": "end", "trial": trial_name, "status": status, "time": int(time.time() * 1000)})
 
     def end_parent(self, status: str) -> None:
         if self.parent_run_id is not None:
-            self.client.set_terminated(self.parent_run_id, status=status)
+            self._record({"op": "end", "trial": None, "status": status, "time": int(time.time() * 1000)})
+
+    # ------------------------------------------------------------------------ sending
+
+    def _record(self, record: dict) -> None:
+        if self._journal is None:
+            self._send(record)
+            return
+        with self._lock:
+            self._seq += 1
+            record = {"seq": self._seq, **record}
+            with self._journal.open("a") as journal:
+                journal.write(json.dumps(record) + "\n")
+            self._pending.append(record)
+            self._lock.notify_all()
+
+    def start_sending(self, journal: Path) -> int:
+        """Send every later write from a background thread, journaled in ``journal`` first. Records a
+        previous driver journaled but never sent are queued first; returns how many there were."""
+        self._journal = journal
+        acked_file = journal.with_suffix(".acked")
+        self._acked = int(acked_file.read_text() or 0) if acked_file.exists() else 0
+        if journal.exists():
+            for line in journal.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a killed driver was never acknowledged either
+                self._seq = max(self._seq, record["seq"])
+                if record["seq"] > self._acked:
+                    self._pending.append(record)
+        unsent = len(self._pending)
+        self._thread = threading.Thread(target=self._sender, name="mlflow-sender", daemon=True)
+        self._thread.start()
+        return unsent
+
+    def _sender(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._stopping:
+                    self._lock.wait()
+                if not self._pending:
+                    return
+                record = self._pending[0]
+            if not self._send_with_retries(record):
+                return  # stopping during an outage: the record stays in the journal
+            with self._lock:
+                self._pending.pop(0)
+                self._acked = record["seq"]
+                partial = self._journal.with_suffix(".acked.partial")
+                partial.write_text(str(self._acked))
+                partial.replace(self._journal.with_suffix(".acked"))
+                self._lock.notify_all()
+
+    def _send_with_retries(self, record: dict) -> bool:
+        failures_while_up, attempt = 0, 0
+        while True:
+            try:
+                self._send(record)
+                if self.outage_since is not None:
+                    self.notify(f"tracking store {self.uri} is back after {time.time() - self.outage_since:.0f} s; "
+                                f"sending {len(self._pending)} buffered record(s)")
+                    self.outage_since = None
+                return True
+            except Exception as error:  # connection errors, HTTP 5xx, locked database, bad records
+                if self._reachable():
+                    failures_while_up += 1
+                    if failures_while_up >= _MAX_FAILURES_WHILE_UP:
+                        self.dropped.append(f"{record['op']} for {record.get('trial')}: {_first_line(error)}")
+                        return True
+                elif self.outage_since is None:
+                    self.outage_since = time.time()
+                    self.notify(f"tracking store {self.uri} is unreachable; records are kept in "
+                                f"{self._journal} and sent when it is back ({_first_line(error)})")
+            with self._lock:
+                if self._stopping and self._give_up_at is not None and time.time() >= self._give_up_at:
+                    return False
+                self._lock.wait(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
+            attempt += 1
+
+    def _reachable(self) -> bool:
+        if urlparse(self.uri).scheme not in ("http", "https"):
+            return True  # a database store: an error is about the record (or a lock), not an outage
+        try:
+            with urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def _run_id(self, trial_name: str | None) -> str:
+        if trial_name is None:
+            return self.parent_run_id
+        if trial_name not in self._child:
+            found = self._children(trial_name)
+            if not found:
+                raise KeyError(f"no MLflow run for trial {trial_name!r}")
+            self._child[trial_name] = found[0].info.run_id
+        return self._child[trial_name]
+
+    def _send(self, record: dict) -> None:
+        """Apply one record to MLflow. Safe to repeat: a retried or replayed record changes nothing."""
+        op, name = record["op"], record.get("trial")
+        if op == "child":
+            if name not in self._child and not self._children(name):
+                run = self.client.create_run(
+                    self.experiment_id, run_name=name,
+                    tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: name, "tune.trial_id": record["trial_id"],
+                          **_version_tags(), **record["tags"]})
+                self._child[name] = run.info.run_id
+            run_id = self._run_id(name)
+            # Params are immutable in MLflow; logging the same values again is allowed.
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
+            self.client.update_run(run_id, status="RUNNING")
+        elif op == "metrics":
+            self.client.log_batch(self._run_id(name), metrics=[
+                Metric(k, v, record["time"], record["step"]) for k, v in record["values"].items()])
+        elif op == "dict":
+            self.client.log_dict(self._run_id(name), record["data"], record["file"])
+        elif op == "tags":
+            self.client.log_batch(self._run_id(name), tags=[RunTag(k, v) for k, v in record["tags"].items()])
+        elif op == "end":
+            self.client.set_terminated(self._run_id(name), status=record["status"], end_time=record["time"])
+        else:
+            raise ValueError(f"unknown tracking record {op!r}")
+
+    def close(self, timeout: float, progress=None) -> int:
+        """Send what is pending, waiting up to ``timeout`` seconds for an unreachable store; returns
+        how many records are still unsent (kept in the journal for ``--resume``)."""
+        if self._thread is None:
+            return 0
+        deadline = time.time() + timeout
+        with self._lock:
+            self._stopping, self._give_up_at = True, deadline
+            self._lock.notify_all()
+        last_said = time.time()
+        while self._thread.is_alive() and time.time() < deadline + 1:
+            self._thread.join(timeout=1)
+            if progress is not None and self.outage_since is not None and time.time() - last_said >= 15:
+                progress(f"waiting for the tracking store {self.uri}: {len(self._pending)} record(s) unsent, "
+                         f"giving up in {max(0, deadline - time.time()):.0f} s")
+                last_said = time.time()
+        unsent = len(self._pending)
+        if unsent == 0:  # everything is in MLflow: the journal has served its purpose
+            self._journal.unlink(missing_ok=True)
+            self._journal.with_suffix(".acked").unlink(missing_ok=True)
+        return unsent
+
+    _give_up_at: float | None = None

@@ -39,6 +39,47 @@ MATRICES_KEY = "diag_cosine_matrices"
 #: ``TRIAL_SUBSTRING@ITERATION@MARKER_FILE``: crash that trial once, after that iteration (fault tests).
 FAULT_ENV = "RLLIB_SPARSE_INJECT_FAULT"
 
+#: The trial's own record of its progress, in its Tune folder (see ``TrialProgress``).
+PROGRESS_FILE = "rllib_sparse_progress.json"
+#: Result key of a trial that had already finished before an interruption and was not run again.
+ALREADY_FINISHED_KEY = "already_finished"
+#: Result key naming the trial's newest checkpoint folder (a path on the experiment's storage).
+CHECKPOINT_PATH_KEY = "checkpoint_path"
+
+
+class TrialProgress:
+    """The newest checkpoint of a trial and whether it is done, written by the trial itself.
+
+    Why not rely on Tune's experiment state: the driver saves it only every so often (at least every
+    10 s, often far less), so a driver killed after a trial finished or checkpointed restores an older
+    view, and Tune then re-runs finished trials and resumes running ones from stale checkpoints. This
+    file is replaced atomically right after each checkpoint has been persisted (``tune.report`` returns
+    only then), so it never names a checkpoint that is not complete on storage.
+    """
+
+    def __init__(self):
+        from ray import tune
+
+        storage = tune.get_context().get_storage()
+        self.filesystem = storage.storage_filesystem
+        self.folder = storage.trial_fs_path
+        self.path = f"{self.folder}/{PROGRESS_FILE}"
+
+    def read(self) -> dict | None:
+        import pyarrow.fs
+
+        if self.filesystem.get_file_info(self.path).type != pyarrow.fs.FileType.File:
+            return None
+        with self.filesystem.open_input_stream(self.path) as stream:
+            return json.loads(stream.read().decode())
+
+    def write(self, checkpoint_path: str, iteration: int, done: bool, final: dict) -> None:
+        data = {"checkpoint": checkpoint_path, "iteration": iteration, "done": done, "final": final}
+        partial = f"{self.path}.partial"
+        with self.filesystem.open_output_stream(partial) as stream:
+            stream.write(json.dumps(data).encode())
+        self.filesystem.move(partial, self.path)  # a rename on local and NFS storage: all or nothing
+
 
 def curate(result: dict, full_games: bool = False) -> dict[str, float]:
     """The metrics a study needs, from one RLlib result.
@@ -104,8 +145,16 @@ def run_trial(params: dict) -> None:
 
     spec = SweepSpec.model_validate(params["spec"])
     point = spec.points()[params["index"]]
+    progress = TrialProgress()
+    record = progress.read()
+    if record is not None and record["done"]:
+        # Finished before the sweep was interrupted: report its final result again, train nothing.
+        tune.report({**record["final"], ALREADY_FINISHED_KEY: True, CHECKPOINT_PATH_KEY: record["checkpoint"]})
+        return
     algo = trial_config(spec, point).build_algo()
     checkpoint = tune.get_checkpoint()
+    if record is not None:  # newer than (or the same as) what Tune's possibly stale state remembers
+        checkpoint = tune.Checkpoint(record["checkpoint"], filesystem=progress.filesystem)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             algo.restore_from_path(folder)
@@ -130,6 +179,9 @@ def run_trial(params: dict) -> None:
                 with tempfile.TemporaryDirectory() as folder:
                     algo.save_to_path(folder)
                     tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+                persisted = tune.get_checkpoint()  # the copy on the experiment's storage, complete now
+                final = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != MATRICES_KEY}
+                progress.write(persisted.path, iteration, done, final)
             else:
                 tune.report(report)
             if done:

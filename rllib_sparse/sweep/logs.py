@@ -1,0 +1,74 @@
+"""Ray's, Tune's, RLlib's and MLflow's own log lines go to a file, so the terminal shows only the sweep's.
+
+Why: a recovered trial makes Tune log a ~40-line traceback, Ray logs its start-up, MLflow and RLlib log
+deprecations; mixed into the progress lines they hide what a person needs to see. Nothing is dropped:
+the file is named at the end of the sweep. The log starts in a temp file (before the sweep's folder
+exists, which is created only once the input has been checked) and is moved next to the sweep's record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+#: Loggers whose records go to the file instead of the terminal.
+_LIBRARIES = ("ray", "mlflow", "alembic", "urllib3", "filelock", "py.warnings", "")
+
+
+class LibraryLogs:
+    """While open, library log records (and Python warnings) go to one file, not to the terminal."""
+
+    def __init__(self):
+        handle, name = tempfile.mkstemp(prefix="rllib-sparse-sweep-", suffix=".log")
+        os.close(handle)
+        self.path = Path(name)
+        self._handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
+        self._warnings = warnings.showwarning
+
+    def __enter__(self) -> LibraryLogs:
+        for name in _LIBRARIES:
+            logger = logging.getLogger(name)
+            self._saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
+            for handler in list(logger.handlers):
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    logger.removeHandler(handler)
+            logger.addHandler(self._handler)
+            logger.propagate = False
+            if name == "":
+                logger.setLevel(logging.INFO)
+        logging.captureWarnings(True)
+        return self
+
+    def move_to(self, path: Path) -> None:
+        """Continue the log at ``path`` (what was logged so far comes along)."""
+        self._handler.acquire()
+        try:
+            self._handler.flush()
+            shutil.copyfile(self.path, path)
+            self._handler.close()
+            self.path.unlink(missing_ok=True)
+            self.path = path
+            self._handler.baseFilename = os.fspath(path.resolve())
+        finally:
+            self._handler.release()
+
+    def __exit__(self, *exc) -> None:
+        logging.captureWarnings(False)
+        for logger, handlers, propagate, level in reversed(self._saved):
+            logger.removeHandler(self._handler)
+            for handler in handlers:
+                if handler not in logger.handlers:
+                    logger.addHandler(handler)
+            logger.propagate, logger.level = propagate, level
+        self._handler.close()
+
+    def discard(self) -> None:
+        """Remove the log if it is still our temp file (the sweep never started)."""
+        if self.path.parent == Path(tempfile.gettempdir()) and self.path.name.startswith("rllib-sparse-sweep-"):
+            self.path.unlink(missing_ok=True)
