@@ -31,6 +31,13 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that starts Ray is also ``slow``: ``pytest -m "not slow"`` is the quick loop."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_ROOT, ignore_errors=True)
 
@@ -51,7 +58,7 @@ def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           cwd=REPO)
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run the installed ``rllib-sparse`` console script."""
     exe = Path(sys.executable).with_name("rllib-sparse")
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)

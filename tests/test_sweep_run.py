@@ -1,6 +1,7 @@
 """Sweeps end to end on a real local Ray with a real MLflow store: tracking, faults, resume, bad input."""
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -35,10 +36,10 @@ def sweep_file(folder: Path, **changes) -> Path:
     return path
 
 
-def rllib_sparse(args, cwd, env=None, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
+def rllib_sparse(args, cwd, env=None, timeout=600) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("rllib-sparse")
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})}, **kwargs)
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def children(uri: str, experiment: str):
@@ -95,6 +96,9 @@ def test_crashed_trial_is_retried_from_its_checkpoint_with_one_continuous_histor
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert marker.exists()  # the fault did fire
     assert "retrying from its last checkpoint" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr  # Tune's own report of the crash went to the log file
+    log = re.search(r"Ray, Tune and MLflow logs: (\S+)", run.stdout).group(1)
+    assert "injected fault" in Path(log).read_text()
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     client, _, kids = children(uri, "tiny")
     assert len(kids) == 2
@@ -117,6 +121,14 @@ def _finished_children(db: Path) -> int:
             return 0
 
 
+def progress_records(folder: Path) -> dict:
+    """Each trial's own progress record (newest checkpoint, done, attempts), by trial folder name."""
+    import json
+
+    return {p.parent.name: json.loads(p.read_text())
+            for p in (folder / "runs").glob("*/*/*/rllib_sparse_progress.json")}
+
+
 def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
     path = sweep_file(tmp_path, grid={"width": [16], "sparsity": [0.0, 0.5, 0.9]}, stop={"iterations": 5},
                       resources={"max_concurrent_trials": 1})
@@ -133,8 +145,21 @@ def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, nothing else
         driver.wait()
+    at_kill = progress_records(tmp_path)  # each trial's newest complete checkpoint when the driver died
+    assert any(r["done"] for r in at_kill.values())
     resumed = rllib_sparse(["sweep", str(path), "--resume", "--num-cpus", "2"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    after = progress_records(tmp_path)
+    assert set(after) == {"simba-w16-d1-s0-seed0", "simba-w16-d1-s0.5-seed0", "simba-w16-d1-s0.9-seed0"}
+    for name, before in at_kill.items():
+        new_attempts = after[name]["attempts"][len(before["attempts"]):]
+        assert len(new_attempts) == 1, (name, after[name]["attempts"])
+        if before["done"]:  # finished before the kill: not trained again
+            assert new_attempts[0]["already_done"], name
+            assert f"{name:<32} had finished before the interruption; not run again" in resumed.stdout
+        else:  # running at the kill: continued from its newest checkpoint, not from Tune's stale one
+            assert new_attempts[0]["from_iteration"] == before["iteration"], (name, before, new_attempts)
+    assert all(r["done"] and r["iteration"] == 5 for r in after.values())
     uri = f"sqlite:///{db}"
     client, parents, kids = children(uri, "tiny")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -174,6 +199,7 @@ def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):
                            cwd=tmp_path)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
         assert f"MLflow: open {uri}" in run.stdout
+        assert "View run" not in run.stdout  # MLflow's own lines stay out of the progress output
         client, parents, kids = children(uri, "tiny")
         assert len(parents) == 1 and len(kids) == 2
         assert all(k.info.status == "FINISHED" for k in kids + parents)

@@ -354,7 +354,11 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     for assignment in overrides:
         key, value = parse_assignment(assignment)
         try:
-            data = _set_path(data, key, value)
+            if key.startswith("grid.") and isinstance(data.get("grid", {}), dict):
+                # Axis names hold dots themselves (``grid.training.lr``, ``grid.actor.width``).
+                data = {**data, "grid": {**(data.get("grid") or {}), key[len("grid."):]: value}}
+            else:
+                data = _set_path(data, key, value)
         except ValueError as error:
             raise ValueError(f"--set {assignment!r}: {error}") from None
     return validate(SweepSpec, data, source=str(path))

@@ -261,13 +261,18 @@ class SweepTracker:
         return max((m.step for h in histories for m in h), default=-math.inf)
 
     def close_interrupted(self, run_id: str) -> int:
-        """Mark an interrupted sweep's parent run and its RUNNING children KILLED; how many were."""
-        self.parent_run_id, closed = run_id, 0
-        for run in self._children():
-            if run.info.status == "RUNNING":
-                self.client.set_terminated(run.info.run_id, status="KILLED")
-                closed += 1
-        if self.client.get_run(run_id).info.status == "RUNNING":
+        """Mark an interrupted sweep's parent run and its RUNNING children KILLED; how many were.
+
+        Call before ``start_parent``. The old sweep may be in another experiment (``--smoke`` then a
+        full sweep of the same file), so its children are searched in the parent's own experiment.
+        """
+        parent = self.client.get_run(run_id)
+        query = f"tags.`{PARENT_TAG}` = '{run_id}' and attributes.status = 'RUNNING'"
+        closed = 0
+        for run in self.client.search_runs([parent.info.experiment_id], filter_string=query, max_results=10_000):
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            closed += 1
+        if parent.info.status == "RUNNING":
             self.client.set_terminated(run_id, status="KILLED")
         return closed
 

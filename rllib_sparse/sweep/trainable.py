@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,15 @@ CHECKPOINT_PATH_KEY = "checkpoint_path"
 
 
 class TrialProgress:
-    """The newest checkpoint of a trial and whether it is done, written by the trial itself.
+    """The newest checkpoint of a trial, whether it is done, and each time it was started.
 
     Why not rely on Tune's experiment state: the driver saves it only every so often (at least every
     10 s, often far less), so a driver killed after a trial finished or checkpointed restores an older
     view, and Tune then re-runs finished trials and resumes running ones from stale checkpoints. This
-    file is replaced atomically right after each checkpoint has been persisted (``tune.report`` returns
-    only then), so it never names a checkpoint that is not complete on storage.
+    file, in the trial's own folder, is replaced atomically right after each checkpoint has been
+    persisted (``tune.report`` returns only then), so it never names a checkpoint that is incomplete.
+    Its ``attempts`` list (one entry per start: from which iteration, or that it was already done) is
+    the audit trail of retries and resumes.
     """
 
     def __init__(self):
@@ -64,8 +67,10 @@ class TrialProgress:
         self.filesystem = storage.storage_filesystem
         self.folder = storage.trial_fs_path
         self.path = f"{self.folder}/{PROGRESS_FILE}"
+        self.record = self._read() or {"checkpoint": None, "iteration": 0, "done": False, "final": {},
+                                       "attempts": []}
 
-    def read(self) -> dict | None:
+    def _read(self) -> dict | None:
         import pyarrow.fs
 
         if self.filesystem.get_file_info(self.path).type != pyarrow.fs.FileType.File:
@@ -73,11 +78,21 @@ class TrialProgress:
         with self.filesystem.open_input_stream(self.path) as stream:
             return json.loads(stream.read().decode())
 
-    def write(self, checkpoint_path: str, iteration: int, done: bool, final: dict) -> None:
-        data = {"checkpoint": checkpoint_path, "iteration": iteration, "done": done, "final": final}
+    def started(self, node_id: str) -> None:
+        """Note this start: from the newest checkpoint's iteration, or as already done."""
+        self.record["attempts"].append({"from_iteration": self.record["iteration"], "node_id": node_id,
+                                        "already_done": self.record["done"], "time": time.time()})
+        self._write()
+
+    def checkpointed(self, checkpoint_path: str, iteration: int, done: bool, final: dict) -> None:
+        self.record.update(checkpoint=checkpoint_path, iteration=iteration, done=done, final=final)
+        self._write()
+
+    def _write(self) -> None:
         partial = f"{self.path}.partial"
+        self.filesystem.create_dir(self.folder, recursive=True)
         with self.filesystem.open_output_stream(partial) as stream:
-            stream.write(json.dumps(data).encode())
+            stream.write(json.dumps(self.record).encode())
         self.filesystem.move(partial, self.path)  # a rename on local and NFS storage: all or nothing
 
 
@@ -145,20 +160,21 @@ def run_trial(params: dict) -> None:
 
     spec = SweepSpec.model_validate(params["spec"])
     point = spec.points()[params["index"]]
+    node_id = ray.get_runtime_context().get_node_id()
     progress = TrialProgress()
-    record = progress.read()
-    if record is not None and record["done"]:
+    progress.started(node_id)
+    record = progress.record
+    if record["done"]:
         # Finished before the sweep was interrupted: report its final result again, train nothing.
         tune.report({**record["final"], ALREADY_FINISHED_KEY: True, CHECKPOINT_PATH_KEY: record["checkpoint"]})
         return
     algo = trial_config(spec, point).build_algo()
     checkpoint = tune.get_checkpoint()
-    if record is not None:  # newer than (or the same as) what Tune's possibly stale state remembers
+    if record["checkpoint"] is not None:  # as new as, or newer than, what Tune's state remembers
         checkpoint = tune.Checkpoint(record["checkpoint"], filesystem=progress.filesystem)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             algo.restore_from_path(folder)
-    node_id = ray.get_runtime_context().get_node_id()
     try:
         while True:
             metrics = curate(algo.train(), full_games=is_atari_id(point.env))
@@ -181,7 +197,7 @@ def run_trial(params: dict) -> None:
                     tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
                 persisted = tune.get_checkpoint()  # the copy on the experiment's storage, complete now
                 final = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != MATRICES_KEY}
-                progress.write(persisted.path, iteration, done, final)
+                progress.checkpointed(persisted.path, iteration, done, final)
             else:
                 tune.report(report)
             if done:

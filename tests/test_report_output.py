@@ -1,0 +1,84 @@
+"""``report --out`` never removes what it did not write: a real MLflow store, real files, the real CLI."""
+
+import hashlib
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture
+def study_folder(tmp_path, monkeypatch):
+    """A folder as a user has it after a sweep: ./mlruns (a real MLflow SQLite store) and the sweep file."""
+    from rllib_sparse.sweep.tracking import SweepTracker, default_tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    tracker = SweepTracker(default_tracking_uri(tmp_path), "mini")
+    tracker.start_parent("mini-1")
+    for width, sparsity in [(16, 0.0), (16, 0.9), (32, 0.0), (32, 0.9)]:
+        name = f"simba-w{width}-d1-s{sparsity:g}-seed0"
+        tracker.child_run(name, "t", {"env": "CartPole-v1", "width": width, "depth": 1, "sparsity": sparsity,
+                                      "seed": 0, "dense_params": width * 100,
+                                      "nonzero_params": int(width * 100 * (1 - sparsity))}, {})
+        tracker.log_metrics(name, {"episode_return_mean": 10.0 + width * (1 - sparsity), "env_steps": 100}, step=100)
+        tracker.end_trial(name, "FINISHED")
+    tracker.end_parent("FINISHED")
+    (tmp_path / "mini.yaml").write_text("name: mini\n")
+    return tmp_path
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with a hash of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def report(folder, out):
+    return run_cli("report", "mini", "--out", str(out), cwd=folder)
+
+
+def one_error(run) -> str:
+    assert run.returncode == 2, run.stdout[-1500:] + run.stderr[-1500:]
+    lines = [line for line in run.stderr.splitlines() if line.startswith("rllib-sparse: error:")]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+def test_report_into_the_folder_holding_the_store_is_refused_and_touches_nothing(study_folder):
+    before = snapshot(study_folder)
+    line = one_error(report(study_folder, "."))
+    assert f"--out='{study_folder}' is a folder with other content" in line
+    assert snapshot(study_folder) == before  # the MLflow database and the sweep file are intact
+
+
+def test_report_refuses_an_existing_file_and_a_folder_of_other_files(study_folder):
+    assert "is an existing file" in one_error(report(study_folder, "mini.yaml"))
+    (study_folder / "mine").mkdir()
+    (study_folder / "mine" / "notes.txt").write_text("keep me")
+    assert "is a folder with other content" in one_error(report(study_folder, "mine"))
+    assert (study_folder / "mine" / "notes.txt").read_text() == "keep me"
+    assert "mini.yaml is a file; allowed: a folder path" in one_error(report(study_folder, "mini.yaml/sub"))
+
+
+def test_report_rewrites_its_own_folder_but_not_files_added_to_it(study_folder):
+    first = report(study_folder, "out")
+    assert first.returncode == 0, first.stderr[-2000:]
+    out = study_folder / "out"
+    written = {p.name for p in out.iterdir()}
+    assert {"report.html", "scaling.png", "heatmap.png", ".rllib-sparse-report.json"} <= written
+    again = report(study_folder, "out")  # an earlier report of ours: replaced
+    assert again.returncode == 0 and {p.name for p in out.iterdir()} == written
+    assert not [p for p in study_folder.iterdir() if p.name.startswith(".out-")]  # no staging left over
+    (out / "mine.txt").write_text("keep me")
+    line = one_error(report(study_folder, "out"))
+    assert "holds files an earlier report did not write (mine.txt)" in line
+    assert (out / "mine.txt").read_text() == "keep me" and (out / "report.html").exists()
+
+
+def test_report_fills_an_empty_folder_and_keeps_it(study_folder):
+    empty = study_folder / "empty"
+    empty.mkdir()
+    inode = empty.stat().st_ino
+    run = report(study_folder, "empty")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (empty / "report.html").exists() and empty.stat().st_ino == inode

@@ -1,0 +1,169 @@
+"""Faults and mistakes around a real sweep: a real local Ray, real MLflow stores and servers, real kills.
+
+Covered here: a trial no node can host (refused within seconds, nothing written); a killed sweep followed
+by ``--resume`` of a different study (refused) and by a new sweep (the old runs are closed); a
+60-second outage of the MLflow server in the middle of a sweep (no metric lost); an outage that outlasts
+the sweep (records kept on disk, sent by ``--resume``).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rllib_sparse.sweep.mlflow_server import local_mlflow_server
+from test_sweep_run import children, rllib_sparse, sweep_file
+
+pytestmark = pytest.mark.ray
+
+
+def one_error(run) -> str:
+    assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, run.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("resources,expected", [
+    ({"cpus_per_trial": 64}, "resources: each trial needs 64 CPU (resources.cpus_per_trial=64, gpus_per_trial=0, "
+                             "num_env_runners=0), but the cluster has 2 CPU (at most 2 on one node)"),
+    ({"gpus_per_trial": 1}, "resources: each trial needs 1 GPU"),
+])
+def test_a_trial_no_node_can_host_is_refused_before_anything_is_written(tmp_path, resources, expected):
+    run = rllib_sparse(["sweep", str(sweep_file(tmp_path, resources=resources)), "--num-cpus", "2"],
+                       cwd=tmp_path, timeout=120)
+    assert expected in one_error(run)
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
+
+
+def test_killed_sweep_then_other_study_resume_is_refused_and_a_new_sweep_closes_the_old_runs(tmp_path):
+    path = sweep_file(tmp_path, stop={"iterations": 200}, resources={"max_concurrent_trials": 1})
+    exe = Path(sys.executable).with_name("rllib-sparse")
+    driver = subprocess.Popen([str(exe), "sweep", str(path), "--num-cpus", "2"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    deadline = time.time() + 180
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            if (tmp_path / "mlruns" / "mlflow.db").exists():
+                try:
+                    _, _, kids = children(uri, "tiny")
+                    if kids and kids[0].data.metrics:
+                        break
+                except Exception:  # the store is being created
+                    pass
+            time.sleep(1)
+        assert driver.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    _, parents, kids = children(uri, "tiny")
+    assert parents[0].info.status == "RUNNING" and any(k.info.status == "RUNNING" for k in kids)
+
+    refused = rllib_sparse(["sweep", str(path), "--smoke", "--resume", "--num-cpus", "2"], cwd=tmp_path)
+    line = one_error(refused)
+    assert "--resume: this is not the study that was interrupted" in line and "smoke: false -> true" in line
+    assert "stop.iterations: 200 -> 2" in line
+
+    fresh = rllib_sparse(["sweep", str(path), "--smoke", "--num-cpus", "2"], cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stdout[-2000:] + fresh.stderr[-2000:]
+    assert "note: the earlier sweep" in fresh.stdout and "now marked KILLED in MLflow" in fresh.stdout
+    _, parents, kids = children(uri, "tiny")
+    assert parents[0].info.status == "KILLED" and not any(k.info.status == "RUNNING" for k in kids)
+    _, smoke_parents, _ = children(uri, "tiny-smoke")
+    assert [p.info.status for p in smoke_parents] == ["FINISHED"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _histories_complete(uri: str, iterations: int) -> None:
+    client, parents, kids = children(uri, "tiny")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(k.info.run_name for k in kids) == ["simba-w16-d1-s0-seed0", "simba-w16-d1-s0.9-seed0"]
+    for kid in kids:
+        assert kid.info.status == "FINISHED"
+        values = [m.value for m in client.get_metric_history(kid.info.run_id, "iteration")]
+        assert values == [float(i) for i in range(1, iterations + 1)], (kid.info.run_name, values)
+        assert {a.path for a in client.list_artifacts(kid.info.run_id)} == {"sparsity.json", "checkpoint.json"}
+
+
+def test_a_60_second_tracking_outage_mid_sweep_loses_no_metric(tmp_path):
+    port, iterations = _free_port(), 40
+    path = sweep_file(tmp_path, stop={"iterations": iterations}, checkpoint={"frequency": 10})
+    exe = Path(sys.executable).with_name("rllib-sparse")
+    log = open(tmp_path / "sweep.out", "w")
+    with local_mlflow_server(tmp_path / "server", port) as uri:
+        driver = subprocess.Popen([str(exe), "sweep", str(path), "--tracking-uri", uri, "--num-cpus", "2"],
+                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.time() + 180
+            while time.time() < deadline and driver.poll() is None and "iter    3" not in _read(tmp_path):
+                time.sleep(0.5)
+            assert driver.poll() is None and "iter    3" in _read(tmp_path), _read(tmp_path)[-3000:]
+        except BaseException:
+            os.killpg(driver.pid, signal.SIGKILL)
+            raise
+    try:
+        time.sleep(60)  # the outage: the server is down, the sweep goes on
+        assert "is unreachable; records are kept in" in _read(tmp_path)
+        with local_mlflow_server(tmp_path / "server", port) as uri:
+            assert driver.wait(timeout=420) == 0, _read(tmp_path)[-3000:]
+            output = _read(tmp_path)
+            assert "is back after" in output and "Traceback" not in output
+            _histories_complete(uri, iterations)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        log.close()
+    assert not list((tmp_path / "runs" / "tiny").glob("*.mlflow-journal*"))  # all sent, journal gone
+
+
+def _read(folder: Path) -> str:
+    return (folder / "sweep.out").read_text()
+
+
+def test_records_an_outage_kept_from_mlflow_are_sent_by_resume(tmp_path):
+    port = _free_port()
+    path = sweep_file(tmp_path)
+    exe = Path(sys.executable).with_name("rllib-sparse")
+    log = open(tmp_path / "sweep.out", "w")
+    with local_mlflow_server(tmp_path / "server", port) as uri:
+        driver = subprocess.Popen([str(exe), "sweep", str(path), "--tracking-uri", uri, "--num-cpus", "2"],
+                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  env={**os.environ, "RLLIB_SPARSE_TRACKING_FLUSH_TIMEOUT": "5"})
+        try:
+            deadline = time.time() + 120
+            while time.time() < deadline and driver.poll() is None and "started" not in _read(tmp_path):
+                time.sleep(0.2)
+        except BaseException:
+            os.killpg(driver.pid, signal.SIGKILL)
+            raise
+    # The server stays down until the sweep has ended: its last records cannot be sent.
+    assert driver.wait(timeout=300) == 1, _read(tmp_path)[-3000:]
+    log.close()
+    output = _read(tmp_path)
+    assert f"send them with: rllib-sparse sweep {path} --resume" in output
+    refused = rllib_sparse(["sweep", str(path), "--resume"], cwd=tmp_path, timeout=120)  # the server is still down
+    line = one_error(refused)
+    assert f"tracking URI '{uri}' is unreachable" in line and "the tracking URI the interrupted sweep used" in line
+    journal = next((tmp_path / "runs" / "tiny").glob("*.mlflow-journal.jsonl"))
+    unsent = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert any(r["op"] == "metrics" for r in unsent)
+    with local_mlflow_server(tmp_path / "server", port) as uri:
+        resumed = rllib_sparse(["sweep", str(path), "--resume", "--num-cpus", "2"], cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+        assert "MLflow record(s) the interrupted driver had not sent" in resumed.stdout
+        assert " started" not in resumed.stdout  # the trials had finished: nothing is trained again
+        assert "width \\ sparsity" in resumed.stdout  # and the summary still shows their results
+        _histories_complete(uri, 3)
+    assert not journal.exists()
