@@ -153,11 +153,13 @@ def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
     assert set(after) == {"simba-w16-d1-s0-seed0", "simba-w16-d1-s0.5-seed0", "simba-w16-d1-s0.9-seed0"}
     for name, before in at_kill.items():
         new_attempts = after[name]["attempts"][len(before["attempts"]):]
-        assert len(new_attempts) == 1, (name, after[name]["attempts"])
-        if before["done"]:  # finished before the kill: not trained again
-            assert new_attempts[0]["already_done"], name
-            assert f"{name:<32} had finished before the interruption; not run again" in resumed.stdout
+        if before["done"]:  # finished before the kill: not trained again. Tune restarts it only when its
+            # experiment state was saved before the trial ended; the trial then reports and stops.
+            assert all(a["already_done"] for a in new_attempts) and len(new_attempts) <= 1, (name, new_attempts)
+            if new_attempts:
+                assert f"{name:<32} had finished before the interruption; not run again" in resumed.stdout
         else:  # running at the kill: continued from its newest checkpoint, not from Tune's stale one
+            assert len(new_attempts) == 1, (name, after[name]["attempts"])
             assert new_attempts[0]["from_iteration"] == before["iteration"], (name, before, new_attempts)
     assert all(r["done"] and r["iteration"] == 5 for r in after.values())
     uri = f"sqlite:///{db}"
