@@ -10,16 +10,9 @@ import yaml
 from conftest import run_cli
 from rllib_sparse.sweep.plan import plan
 from rllib_sparse.sweep.spec import load_sweep
+from test_sweep_run import SWEEP
 
-BASE = {
-    "name": "tiny",
-    "algorithm": "PPO",
-    "env": "CartPole-v1",
-    "model": {"model": "simba", "depth": 1},
-    "grid": {"width": [16], "sparsity": [0.0, 0.9]},
-    "training": {"train_batch_size_per_learner": 200},
-    "stop": {"iterations": 3},
-}
+BASE = SWEEP  # the small PPO study of the sweep tests
 
 
 def write(folder, data=None, text=None, name="tiny.yaml"):
