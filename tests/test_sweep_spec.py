@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import REPO, run_cli
-from rllib_sparse.sweep.plan import plan, trial_config
+from rllib_sparse.sweep.plan import plan
+from rllib_sparse.sweep.rllib_runner import trial_config
 from rllib_sparse.sweep.spec import load_sweep
 
 BASE = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rllib_sparse import __version__
+from rllib_sparse.algorithms import algorithm_names
 
 
 class BadInput(Exception):
@@ -36,7 +37,7 @@ def _quiet_rllib() -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The algorithm, the env and the sparse model given as flags (``inspect``)."""
-    parser.add_argument("--algorithm", default="PPO", help="PPO, APPO, IMPALA, SAC or DQN")
+    parser.add_argument("--algorithm", default="PPO", help=f"one of: {', '.join(algorithm_names())}")
     parser.add_argument("--env", default="CartPole-v1", help="env id (its spaces size the module)")
     group = parser.add_argument_group("sparse model")
     group.add_argument("--model", default="simba", help="registered model name (see `rllib-sparse models`)")
@@ -113,19 +114,25 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    from rllib_sparse.envs import AtariOptions, atari_env_ids
+    """Every registered env family: its ids and its ``env_config`` options (with defaults)."""
+    from rllib_sparse.envs import env_families
 
-    ids = atari_env_ids()
+    families = env_families()
+    listing = {name: {"summary": f.summary, "ids": list(f.list_ids()),
+                      "env_config": f.options().model_dump() if f.options is not None else {}}
+               for name, f in families.items()}
     if args.json:
-        print(json.dumps({"atari": ids, "atari_env_config": AtariOptions().model_dump()}, indent=2))
+        print(json.dumps(listing, indent=2))
         return 0
-    print(f"{len(ids)} Atari games bundled with ale-py (use the id as `env:` in a sweep file):")
-    names = list(ids)
-    width = max(len(n) for n in names) + 2
-    per_line = max(1, 100 // width)
-    for start in range(0, len(names), per_line):
-        print("  " + "".join(n.ljust(width) for n in names[start:start + per_line]).rstrip())
-    print("env_config options (defaults): " + ", ".join(f"{k}={v}" for k, v in AtariOptions().model_dump().items()))
+    for name, entry in listing.items():
+        ids = entry["ids"]
+        print(f"{name}: {entry['summary']} ({len(ids)} ids; use the id as `env:` in a sweep file)")
+        width = max((len(i) for i in ids), default=0) + 2
+        per_line = max(1, 100 // max(width, 1))
+        for start in range(0, len(ids), per_line):
+            print("  " + "".join(i.ljust(width) for i in ids[start:start + per_line]).rstrip())
+        if entry["env_config"]:
+            print("  env_config options (defaults): " + ", ".join(f"{k}={v}" for k, v in entry["env_config"].items()))
     print("Any other gymnasium id (e.g. CartPole-v1) works as it is.")
     return 0
 
@@ -217,45 +224,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     """One trial of a sweep file, in this process, without Tune or MLflow: for debugging."""
     import ray
 
-    from rllib_sparse.envs.atari import is_atari_id
-    from rllib_sparse.rllib.diagnostics import learner_diagnostics
-    from rllib_sparse.rllib.inspection import max_masked_weight
-    from rllib_sparse.sweep.plan import trial_config
-    from rllib_sparse.sweep.trainable import curate, stop_reached
+    from rllib_sparse import metrics as m
+    from rllib_sparse.sweep.trial import iterate_trial, runner_class
 
     spec, trials = _load_sweep(args)
     names = [t.point.name for t in trials]
     if args.trial is not None and args.trial not in names:
         raise BadInput(f"--trial={args.trial!r} is not a trial of {args.file}; allowed: {', '.join(names)}")
     planned = trials[names.index(args.trial)] if args.trial else trials[0]
-    config = trial_config(spec, planned.point, source=args.file)
+    runner = runner_class(spec.algorithm)(spec, planned.point, source=args.file)
     ray.init(include_dashboard=False, num_cpus=args.num_cpus, log_to_driver=False)
     try:
-        algo = config.build_algo()
+        runner.build()
         print(f"training {planned.point.name} ({spec.algorithm} on {planned.point.env}): "
               f"{planned.nonzero_params:,} non-zero of {planned.dense_params:,} parameters", flush=True)
-        while True:
-            metrics = curate(algo.train(), full_games=is_atari_id(planned.point.env))
-            print(f"iter {int(metrics['iteration']):>3}  env_steps {int(metrics.get('env_steps', 0)):>8,}  "
-                  f"return {metrics.get('episode_return_mean', float('nan')):8.2f}  "
-                  f"({metrics.get('time_total_s', 0):6.1f} s)", flush=True)
-            done = stop_reached(spec.stop, metrics)
-            if spec.diagnostics is not None and spec.diagnostics.due(int(metrics["iteration"]), done):
-                found = learner_diagnostics(algo, **spec.diagnostics.learner_settings())["metrics"]
-                by_network: dict[str, list[str]] = {}
-                for key, value in found.items():
-                    parts = key.split("/")
-                    if parts[0] == "diag" and len(parts) == 3 and parts[2] != "rows":
-                        by_network.setdefault(parts[1], []).append(f"{parts[2]} {value:.3g}")
-                for network, values in by_network.items():
-                    print(f"     {network}: {'  '.join(values)}", flush=True)
-            if done:
-                break
-        print(f"done: final return {metrics.get('episode_return_mean', float('nan')):.2f}; "
-              f"max |masked weight| over learner and env runners = {max_masked_weight(algo)}")
+        for step in iterate_trial(runner, spec):
+            metrics = step.metrics
+            print(f"iter {step.iteration:>3}  env_steps {int(metrics.get(m.ENV_STEPS, 0)):>8,}  "
+                  f"return {metrics.get(m.EPISODE_RETURN, float('nan')):8.2f}  "
+                  f"({metrics.get(m.TIME_TOTAL, 0):6.1f} s)", flush=True)
+            by_network: dict[str, list[str]] = {}
+            for key, value in step.diagnostics.items():
+                parts = key.split("/")
+                if parts[0] == m.DIAGNOSTICS and len(parts) == 3 and parts[2] != "rows":
+                    by_network.setdefault(parts[1], []).append(f"{parts[2]} {value:.3g}")
+            for network, values in by_network.items():
+                print(f"     {network}: {'  '.join(values)}", flush=True)
+        print(f"done: final return {metrics.get(m.EPISODE_RETURN, float('nan')):.2f}; "
+              f"max |masked weight| over learner and env runners = {runner.max_masked_weight()}")
         if args.checkpoint:
-            print(f"checkpoint: {algo.save_to_path(os.path.abspath(args.checkpoint))}")
-        algo.stop()
+            folder = os.path.abspath(args.checkpoint)
+            runner.save(folder)
+            print(f"checkpoint: {folder}")
+        runner.stop()
     finally:
         ray.shutdown()
     return 0
@@ -333,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("envs", help="list the Atari games (ALE/<Game>-v5) and their env_config options")
+    p = sub.add_parser("envs", help="list the env families (Atari: ALE/<Game>-v5 ...) and their env_config options")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_envs)
 

@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rllib_sparse.envs.registry import EnvFamily, register_env_family
 from rllib_sparse.errors import validate
 
 NOOP = 0  # action 0 is NOOP in every ALE action set
@@ -250,3 +251,18 @@ class VectorTrainingSignals(gym.vector.VectorWrapper):
             info = {**info, "game_return": np.where(game_over, returns, 0.0), "_game_return": game_over,
                     "game_length": np.where(game_over, lengths, 0), "_game_length": game_over}
         return _to_channels_last(obs), reward, train_terminated, truncated & ~was_reset, info
+
+
+ATARI = register_env_family(EnvFamily(
+    name="atari",
+    matches=is_atari_id,
+    make=make_atari,
+    make_vector=make_atari_vector,
+    options=AtariOptions,
+    episode_info_metrics={"game_return": "game_return_mean", "game_length": "game_length_mean"},
+    full_episode_return="game_return_mean",
+    full_episode_length="game_length_mean",
+    check_id=atari_game,
+    list_ids=atari_env_ids,
+    summary="Atari 2600 games bundled with ale-py, preprocessed as in Machado et al. (2018)",
+))

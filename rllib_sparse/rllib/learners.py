@@ -63,13 +63,3 @@ class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACT
 
 class SparseDQNTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, DQNTorchLearner):
     pass
-
-
-#: RLlib's default Learner for each algorithm -> its fused-Adam twin.
-LEARNER_CLASSES = {
-    PPOTorchLearner: SparsePPOTorchLearner,
-    APPOTorchLearner: SparseAPPOTorchLearner,
-    IMPALATorchLearner: SparseIMPALATorchLearner,
-    SACTorchLearner: SparseSACTorchLearner,
-    DQNTorchLearner: SparseDQNTorchLearner,
-}

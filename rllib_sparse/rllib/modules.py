@@ -157,16 +157,6 @@ class SparseDQNTorchRLModule(SparseModuleMixin, DefaultDQNTorchRLModule):
         return {"critic": ("critic", ("encoder", "af", "vf"))}
 
 
-#: Algorithm name (as RLlib spells its config classes) -> sparse module class.
-MODULE_CLASSES: dict[str, type] = {
-    "PPO": SparsePPOTorchRLModule,
-    "IMPALA": SparsePPOTorchRLModule,
-    "APPO": SparseAPPOTorchRLModule,
-    "SAC": SparseSACTorchRLModule,
-    "DQN": SparseDQNTorchRLModule,
-}
-
-
 def _has_submodule(root, name: str) -> bool:
     try:
         root.get_submodule(name)

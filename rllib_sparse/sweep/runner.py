@@ -22,9 +22,11 @@ from urllib.parse import urlparse
 from ray.tune import Callback
 
 from rllib_sparse.sweep.logs import LibraryLogs
-from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big, trial_config
+from rllib_sparse import metrics as m
+from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
 from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
+from rllib_sparse.sweep.trial import runner_class
 from rllib_sparse.sweep.tracking import (
     INTERFERENCE_DIR,
     SweepTracker,
@@ -193,107 +195,113 @@ def check_resources(spec: SweepSpec, trials: list[PlannedTrial], bundles: list[d
             raise SweepInputError(f"resources: {too_big(trial, f'the largest node has {format_bytes(memory)}')}")
 
 
-#: The tracker of each running sweep, by parent run id. The progress callback is pickled into Tune's
+#: The tracker of each running sweep, by parent run id. The tracking callback is pickled into Tune's
 #: experiment state and comes back from it on ``--resume``; it finds the driver's live tracker here.
 _TRACKERS: dict[str, SweepTracker] = {}
 
 
-class ProgressCallback(Callback):
-    """Tune callback: one line per trial event, and MLflow records of every trial (via the tracker)."""
+class ProgressPrinter(Callback):
+    """Tune callback: one line per trial event, for the person watching the terminal."""
 
-    def __init__(self, spec: SweepSpec, trials: list[PlannedTrial], tracking_uri: str | None,
-                 parent_run_id: str | None):
+    def __init__(self, trials: list[PlannedTrial]):
         super().__init__()
-        self.spec, self.trials = spec, trials
-        self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
+        self.trials = trials
         self.status: dict[str, str] = {}
-        self.node: dict[str, str] = {}
-        self.checkpoint_path: dict[str, str] = {}
         self.started = time.time()
 
     def setup(self, **info):
         self.started = time.time()
 
-    @property
-    def tracker(self) -> SweepTracker | None:
-        return _TRACKERS.get(self.parent_run_id) if self.tracking_uri else None
-
     @staticmethod
     def out(line: str) -> None:
         print(line, flush=True)
 
+    def _line(self, trial, text: str) -> None:
+        done = sum(s in ("FINISHED", "FAILED") for s in self.status.values())
+        name = self.trials[trial.config["index"]].point.name
+        self.out(f"[{time.time() - self.started:6.0f}s {done}/{len(self.trials)}] {name:<32} {text}")
+
+    def _status(self, trial, status: str) -> None:
+        self.status[self.trials[trial.config["index"]].point.name] = status
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._status(trial, "RUNNING")
+        self._line(trial, "started")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._line(trial, f"failed; retrying from its last checkpoint ({trial.error_file or 'no error file'})")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(ALREADY_FINISHED_KEY):
+            self._line(trial, "had finished before the interruption; not run again")
+            return
+        self._line(trial, f"iter {int(result.get(m.ITERATION, 0)):>4}  env_steps {int(result.get(m.ENV_STEPS, 0)):>9,}"
+                          f"  return {result.get(m.EPISODE_RETURN, float('nan')):9.2f}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._status(trial, "FINISHED")
+        self._line(trial, "finished")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._status(trial, "FAILED")
+        self._line(trial, f"FAILED after its retries; see {trial.error_file}")
+
+
+class TrackingCallback(Callback):
+    """Tune callback: the MLflow records of every trial (a child run each), handed to the tracker."""
+
+    def __init__(self, spec: SweepSpec, trials: list[PlannedTrial], parent_run_id: str):
+        super().__init__()
+        self.spec, self.trials, self.parent_run_id = spec, trials, parent_run_id
+        self.node: dict[str, str] = {}
+        self.checkpoint_path: dict[str, str] = {}
+
+    @property
+    def tracker(self) -> SweepTracker | None:
+        return _TRACKERS.get(self.parent_run_id)
+
     def _planned(self, trial) -> PlannedTrial:
         return self.trials[trial.config["index"]]
 
-    def _line(self, planned: PlannedTrial, text: str) -> None:
-        done = sum(s in ("FINISHED", "FAILED") for s in self.status.values())
-        self.out(f"[{time.time() - self.started:6.0f}s {done}/{len(self.trials)}] {planned.point.name:<32} {text}")
-
     def on_trial_start(self, iteration, trials, trial, **info):
         planned = self._planned(trial)
-        self.status[planned.point.name] = "RUNNING"
-        if self.tracker is not None:
-            self.tracker.child_run(planned.point.name, trial.trial_id, trial_params(self.spec, planned),
-                                   {"tune.trial_name": str(trial)})
-        self._line(planned, "started")
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        planned = self._planned(trial)
-        self._line(planned, f"failed; retrying from its last checkpoint ({trial.error_file or 'no error file'})")
+        self.tracker.child_run(planned.point.name, trial.trial_id, trial_params(self.spec, planned),
+                               {"tune.trial_name": str(trial)})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        planned = self._planned(trial)
-        name = planned.point.name
+        name = self._planned(trial).point.name
         if isinstance(result.get(CHECKPOINT_PATH_KEY), str):
             self.checkpoint_path[name] = result[CHECKPOINT_PATH_KEY]
         if result.get(ALREADY_FINISHED_KEY):
-            self._line(planned, "had finished before the interruption; not run again")
             return
-        metrics = {k: v for k, v in result.items() if k in _TRACKED or k.startswith(("learner/", "mask/", "diag/"))}
-        if self.tracker is not None:
-            if self.node.get(name) != result.get("node_id"):
-                self.node[name] = result.get("node_id")
-                self.tracker.set_tags(name, {"ray.node_id": result.get("node_id")})
-            step = int(metrics.get("env_steps", metrics.get("iteration", 0)))
-            if self.tracker.log_metrics(name, metrics, step=step) and MATRICES_KEY in result:
-                iteration = int(metrics.get("iteration", 0))
-                self.tracker.log_dict(name, {"iteration": iteration, "env_steps": step,
-                                             "cosines": json.loads(result[MATRICES_KEY])},
-                                      f"{INTERFERENCE_DIR}/iter_{iteration:06d}.json")
-        ret = metrics.get("episode_return_mean", float("nan"))
-        self._line(planned, f"iter {int(metrics.get('iteration', 0)):>4}  env_steps {int(metrics.get('env_steps', 0)):>9,}"
-                            f"  return {ret:9.2f}")
+        metrics = {k: v for k, v in result.items() if k in m.TRACKED or k.startswith(m.TRACKED_PREFIXES)}
+        if self.node.get(name) != result.get("node_id"):
+            self.node[name] = result.get("node_id")
+            self.tracker.set_tags(name, {"ray.node_id": result.get("node_id")})
+        step = int(metrics.get(m.ENV_STEPS, metrics.get(m.ITERATION, 0)))
+        if self.tracker.log_metrics(name, metrics, step=step) and MATRICES_KEY in result:
+            iteration = int(metrics.get(m.ITERATION, 0))
+            self.tracker.log_dict(name, {"iteration": iteration, "env_steps": step,
+                                         "cosines": json.loads(result[MATRICES_KEY])},
+                                  f"{INTERFERENCE_DIR}/iter_{iteration:06d}.json")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         planned = self._planned(trial)
         name = planned.point.name
-        self.status[name] = "FINISHED"
-        if self.tracker is not None:
-            path = self.checkpoint_path.get(name) or (trial.checkpoint.path if trial.checkpoint else None)
-            if path is not None:
-                self.tracker.set_tags(name, {"checkpoint": path})
-                self.tracker.log_dict(name, {"checkpoint": path, "filesystem": _filesystem_name(trial)},
-                                      "checkpoint.json")
-            self.tracker.log_dict(name, planned.layers, "sparsity.json")
-            self.tracker.end_trial(name, "FINISHED")
-        self._line(planned, "finished")
+        path = self.checkpoint_path.get(name) or (trial.checkpoint.path if trial.checkpoint else None)
+        if path is not None:
+            self.tracker.set_tags(name, {"checkpoint": path})
+            self.tracker.log_dict(name, {"checkpoint": path, "filesystem": _filesystem_name(trial)},
+                                  "checkpoint.json")
+        self.tracker.log_dict(name, planned.layers, "sparsity.json")
+        self.tracker.end_trial(name, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        planned = self._planned(trial)
-        name = planned.point.name
-        self.status[name] = "FAILED"
-        if self.tracker is not None:
-            self.tracker.end_trial(name, "FAILED")
-        self._line(planned, f"FAILED after its retries; see {trial.error_file}")
+        self.tracker.end_trial(self._planned(trial).point.name, "FAILED")
 
 
 def _filesystem_name(trial) -> str:
     return type(trial.checkpoint.filesystem).__name__ if trial.checkpoint is not None else "LocalFileSystem"
-
-
-_TRACKED = ("episode_return_mean", "episode_return_max", "episode_len_mean", "training_episode_return_mean",
-            "env_steps", "iteration",
-            "time_total_s", "time_this_iter_s", "env_steps_per_s")
 
 
 def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
@@ -337,7 +345,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
     meta["tracking_uri"] = uri
     experiment_dir = runs / meta["stamp"]
 
-    # Tune's console output (config boxes, status tables) is replaced by ProgressCallback's lines.
+    # Tune's console output (config boxes, status tables) is replaced by ProgressPrinter's lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
     from ray import tune
@@ -347,10 +355,9 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         _start_ray(options)
     status, failed, unfinished, grid, tracker = "FAILED", [], [], None, None
     try:
-        first = trial_config(spec, trials[0].point)
-        request = first.algo_class.default_resource_request(first)
+        bundles = runner_class(spec.algorithm).resources(spec, trials[0].point)
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-        check_resources(spec, trials, list(request.bundles), nodes)
+        check_resources(spec, trials, bundles, nodes)
 
         # The input is good and the cluster can host it: from here on the sweep writes.
         runs.mkdir(parents=True, exist_ok=True)
@@ -360,7 +367,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         meta["status"] = "RUNNING"
         _write_meta(runs / f"{meta['stamp']}.json", meta)
 
-        trainable = tune.with_resources(_trainable(), request)
+        trainable = tune.with_resources(_trainable(), tune.PlacementGroupFactory(bundles, strategy="PACK"))
         out(f"sweep {spec.name!r}: {len(trials)} trial(s) of {spec.algorithm} on {spec.env}"
             f"{' (smoke)' if spec.smoke else ''}; Tune folder {experiment_dir}")
         if options.resume and tune.Tuner.can_restore(str(experiment_dir)):
@@ -376,7 +383,8 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
                                             trial_dirname_creator=lambda t: trials[t.config["index"]].point.name),
                 run_config=tune.RunConfig(
                     name=meta["stamp"], storage_path=str(runs), verbose=0,
-                    callbacks=[ProgressCallback(spec, trials, uri, meta.get("parent_run_id")),
+                    callbacks=[ProgressPrinter(trials),
+                               *([TrackingCallback(spec, trials, meta["parent_run_id"])] if uri else []),
                                *options.extra_callbacks],
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=spec.checkpoint.keep),
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries)),
@@ -385,7 +393,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         failed = [trials[r.config["index"]].point.name for r in grid if r.error is not None]
         # Tune returns normally on Ctrl-C too, with the running trials stopped where they were.
         unfinished = [trials[r.config["index"]].point.name for r in grid
-                      if r.error is None and not (r.metrics or {}).get("done_training")]
+                      if r.error is None and not (r.metrics or {}).get(m.DONE)]
         status = "KILLED" if unfinished else "FAILED" if failed else "FINISHED"
     except KeyboardInterrupt:
         status, unfinished = "KILLED", []
@@ -507,7 +515,7 @@ def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
 
 def summary(spec, trials, grid, failed, uri, experiment_dir, out) -> None:
     """Final return per width x sparsity (mean over seeds), the failures, and where to look."""
-    final = {r.config["index"]: (r.metrics or {}).get("episode_return_mean") for r in grid} if grid else {}
+    final = {r.config["index"]: (r.metrics or {}).get(m.EPISODE_RETURN) for r in grid} if grid else {}
     cells: dict[tuple, list[float]] = {}
     for index, t in enumerate(trials):
         actor = t.point.model.network("actor")

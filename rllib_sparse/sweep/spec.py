@@ -7,21 +7,21 @@ path, the bad value and what is allowed (unknown keys get a "did you mean"). Pur
 from __future__ import annotations
 
 import difflib
+import importlib
 import itertools
 import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rllib_sparse.algorithms import algorithm_names, get_algorithm
 from rllib_sparse.errors import validate
 from rllib_sparse.networks import SparseModelConfig
-
-ALGORITHMS = ("PPO", "APPO", "IMPALA", "SAC", "DQN")
 
 #: Grid axes on the sparse model, as dotted paths into ``model``.
 MODEL_AXES = ("width", "depth", "sparsity", "allocation",
@@ -116,7 +116,10 @@ class SweepSpec(BaseModel):
     model_config = _Strict
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
-    algorithm: Literal[ALGORITHMS]
+    #: Python modules imported before anything else (on the driver and in every trial): where your own
+    #: models, env families, algorithms and trial runners register themselves (docs/extending.md).
+    plugins: list[str] = []
+    algorithm: str
     env: str
     env_config: dict[str, Any] = {}
     model: SparseModelConfig = SparseModelConfig()
@@ -136,6 +139,15 @@ class SweepSpec(BaseModel):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        names = [repr(name) for name in algorithm_names()]
+        if value not in algorithm_names():  # worded as pydantic words a Literal, listing the table's rows
+            raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1
+                             else f"Input should be {names[0]}")
+        return value
 
     @field_validator("grid")
     @classmethod
@@ -189,9 +201,9 @@ class SweepSpec(BaseModel):
 
     @model_validator(mode="after")
     def _module_fits_algorithm(self) -> SweepSpec:
-        if self.module.vf_share_layers and self.algorithm not in ("PPO", "APPO", "IMPALA"):
-            raise ValueError(f"module.vf_share_layers=True does not apply to {self.algorithm}; "
-                             "allowed with: PPO, APPO, IMPALA")
+        if self.module.vf_share_layers and not get_algorithm(self.algorithm).shared_trunk:
+            allowed = ", ".join(name for name in algorithm_names() if get_algorithm(name).shared_trunk)
+            raise ValueError(f"module.vf_share_layers=True does not apply to {self.algorithm}; allowed with: {allowed}")
         return self
 
     @model_validator(mode="after")
@@ -329,6 +341,20 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def import_plugins(names: Any, source: str = "sweep file") -> None:
+    """Import the ``plugins`` modules (they register models, env families, algorithms, runners)."""
+    if not names:
+        return
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{source}: plugins={names!r} is invalid; allowed: a list of module names")
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ValueError(f"{source}: plugins: module {name!r} cannot be imported ({error}); allowed: "
+                             "modules on the Python path of the driver and of every Ray worker") from None
+
+
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     """Read, override (``--set``) and validate a sweep file; one-line ValueError on any problem."""
     path = Path(path)
@@ -361,4 +387,5 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
                 data = _set_path(data, key, value)
         except ValueError as error:
             raise ValueError(f"--set {assignment!r}: {error}") from None
+    import_plugins(data.get("plugins"), source=str(path))
     return validate(SweepSpec, data, source=str(path))

@@ -1,8 +1,9 @@
-"""The Tune function that runs one trial: build the RLlib algorithm, train, report, checkpoint.
+"""The Tune function that runs one trial: its runner's iterations, reported and checkpointed for Tune.
 
-A function trainable (not the Algorithm class itself) so that each trial is built from its grid point
-exactly as ``rllib-sparse validate`` planned it, reports a curated set of metrics instead of RLlib's
-hundreds of keys, and decides its own stop (so the final checkpoint is always written).
+A function trainable (not RLlib's Algorithm class itself) so that each trial is built from its grid
+point exactly as ``rllib-sparse validate`` planned it, by whichever trial runner its algorithm names
+(``rllib_sparse.sweep.trial``), reports a curated set of metrics, and decides its own stop (so the
+final checkpoint is always written).
 """
 
 from __future__ import annotations
@@ -17,22 +18,7 @@ from typing import Any
 
 import numpy as np
 
-#: Reported key -> path in RLlib's result dict.
-_RESULT_PATHS = {
-    "episode_return_mean": ("env_runners", "episode_return_mean"),
-    "episode_return_max": ("env_runners", "episode_return_max"),
-    "episode_len_mean": ("env_runners", "episode_len_mean"),
-    "env_steps": ("num_env_steps_sampled_lifetime",),
-    "iteration": ("training_iteration",),
-    "time_total_s": ("time_total_s",),
-    "time_this_iter_s": ("time_this_iter_s",),
-}
-#: Learner statistics worth a curve (matched as substrings of the key).
-_LEARNER_KEYS = ("loss", "entropy", "kl", "global_norm", "vf_explained_var", "alpha_value", "qf_mean",
-                 "td_error_mean")
-
-#: Largest |weight| at a pruned place over learners and env runners; 0.0 while the masks hold.
-MASK_METRIC = "mask/max_masked_weight"
+from rllib_sparse import metrics as m
 
 #: Result key carrying gradient-cosine matrices (JSON text, ``{network: rows}``) to the driver's tracker.
 MATRICES_KEY = "diag_cosine_matrices"
@@ -96,47 +82,6 @@ class TrialProgress:
         self.filesystem.move(partial, self.path)  # a rename on local and NFS storage: all or nothing
 
 
-def curate(result: dict, full_games: bool = False) -> dict[str, float]:
-    """The metrics a study needs, from one RLlib result.
-
-    ``full_games`` (Atari): RLlib's episodes are then single lives with clipped rewards, the training
-    signal; ``episode_return_mean`` is the full game's unclipped return instead (absent until a game
-    ends), and RLlib's value moves to ``training_episode_return_mean``.
-    """
-    out: dict[str, float] = {}
-    for key, path in _RESULT_PATHS.items():
-        value: Any = result
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, (int, float)):
-            out[key] = float(value)
-    for module_id, stats in (result.get("learners") or {}).items():
-        if module_id.startswith("__") or not isinstance(stats, dict):
-            continue
-        for key, value in stats.items():
-            if isinstance(value, (int, float)) and any(k in key for k in _LEARNER_KEYS):
-                out[f"learner/{key}"] = float(value)
-    runners = result.get("env_runners") or {}
-    if full_games:
-        for key in ("episode_return_mean", "episode_return_max", "episode_len_mean"):
-            value = out.pop(key, None)
-            if key == "episode_return_mean" and value is not None:
-                out["training_episode_return_mean"] = value
-        if isinstance(runners.get("game_return_mean"), (int, float)):
-            out["episode_return_mean"] = float(runners["game_return_mean"])
-            out["episode_len_mean"] = float(runners["game_length_mean"])
-    if out.get("time_this_iter_s"):
-        sampled = ((result.get("env_runners") or {}).get("num_env_steps_sampled") or 0)
-        out["env_steps_per_s"] = float(sampled) / out["time_this_iter_s"]
-    return out
-
-
-def stop_reached(stop, metrics: dict[str, float]) -> bool:
-    return ((stop.env_steps is not None and metrics.get("env_steps", 0) >= stop.env_steps)
-            or (stop.iterations is not None and metrics.get("iteration", 0) >= stop.iterations)
-            or (stop.time_s is not None and metrics.get("time_total_s", 0) >= stop.time_s))
-
-
 def _maybe_inject_fault(trial_name: str, iteration: float) -> None:
     spec = os.environ.get(FAULT_ENV)
     if not spec:
@@ -152,12 +97,10 @@ def run_trial(params: dict) -> None:
     import ray
     from ray import tune
 
-    from rllib_sparse.envs.atari import is_atari_id
-    from rllib_sparse.rllib.diagnostics import learner_diagnostics
-    from rllib_sparse.rllib.inspection import max_masked_weight
-    from rllib_sparse.sweep.plan import trial_config
-    from rllib_sparse.sweep.spec import SweepSpec
+    from rllib_sparse.sweep.spec import SweepSpec, import_plugins
+    from rllib_sparse.sweep.trial import iterate_trial, runner_class
 
+    import_plugins(params["spec"].get("plugins"))  # before validation: they may register the algorithm
     spec = SweepSpec.model_validate(params["spec"])
     point = spec.points()[params["index"]]
     node_id = ray.get_runtime_context().get_node_id()
@@ -168,39 +111,31 @@ def run_trial(params: dict) -> None:
         # Finished before the sweep was interrupted: report its final result again, train nothing.
         tune.report({**record["final"], ALREADY_FINISHED_KEY: True, CHECKPOINT_PATH_KEY: record["checkpoint"]})
         return
-    algo = trial_config(spec, point).build_algo()
+    runner = runner_class(spec.algorithm)(spec, point)
+    runner.build()
     checkpoint = tune.get_checkpoint()
     if record["checkpoint"] is not None:  # as new as, or newer than, what Tune's state remembers
         checkpoint = tune.Checkpoint(record["checkpoint"], filesystem=progress.filesystem)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            algo.restore_from_path(folder)
+            runner.restore(folder)
     try:
-        while True:
-            metrics = curate(algo.train(), full_games=is_atari_id(point.env))
-            _maybe_inject_fault(point.name, metrics.get("iteration", math.nan))
-            done = stop_reached(spec.stop, metrics)
-            every = spec.checkpoint.frequency
-            report = {**metrics, "node_id": node_id, "done_training": done}
-            iteration = int(metrics["iteration"])
-            if spec.diagnostics is not None and spec.diagnostics.due(iteration, done):
-                found = learner_diagnostics(algo, **spec.diagnostics.learner_settings())
-                report.update(found["metrics"])
-                if found["cosines"] and (done or iteration in spec.diagnostics.save_matrix_at):
-                    report[MATRICES_KEY] = json.dumps(
-                        {network: np.round(matrix, 5).tolist() for network, matrix in found["cosines"].items()})
-            if done or (every and iteration % every == 0):
-                # Mask integrity, checked on every copy of the module that a checkpoint is about to keep.
-                report[MASK_METRIC] = max_masked_weight(algo)
-                with tempfile.TemporaryDirectory() as folder:
-                    algo.save_to_path(folder)
-                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
-                persisted = tune.get_checkpoint()  # the copy on the experiment's storage, complete now
-                final = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != MATRICES_KEY}
-                progress.checkpointed(persisted.path, iteration, done, final)
-            else:
+        for step in iterate_trial(runner, spec):
+            _maybe_inject_fault(point.name, step.metrics.get(m.ITERATION, math.nan))
+            report = {**step.metrics, **step.diagnostics, "node_id": node_id, m.DONE: step.done}
+            if step.cosines and (step.done or step.iteration in spec.diagnostics.save_matrix_at):
+                report[MATRICES_KEY] = json.dumps(
+                    {network: np.round(matrix, 5).tolist() for network, matrix in step.cosines.items()})
+            if not step.checkpoint_due:
                 tune.report(report)
-            if done:
-                return
+                continue
+            # Mask integrity, checked on every copy of the networks that a checkpoint is about to keep.
+            report[m.MAX_MASKED_WEIGHT] = runner.max_masked_weight()
+            with tempfile.TemporaryDirectory() as folder:
+                runner.save(folder)
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+            persisted = tune.get_checkpoint()  # the copy on the experiment's storage, complete now
+            final = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and k != MATRICES_KEY}
+            progress.checkpointed(persisted.path, step.iteration, step.done, final)
     finally:
-        algo.stop()
+        runner.stop()

@@ -1,9 +1,14 @@
-"""Putting a sparse model into an ordinary RLlib config, validated on the driver."""
+"""Putting a sparse model into an ordinary RLlib config, validated on the driver.
+
+The classes come from the algorithm table (``rllib_sparse.algorithms``), resolved here on first use;
+env ids that an env family claims are finished by ``with_env_family``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from importlib import import_module
 from typing import Any
 
@@ -12,31 +17,45 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_sparse.envs.atari import is_atari_id
+from rllib_sparse.algorithms import AlgorithmRow, get_algorithm
+from rllib_sparse.envs import env_family
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
-from rllib_sparse.rllib.atari import register_atari
 from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
-from rllib_sparse.rllib.learners import LEARNER_CLASSES
-from rllib_sparse.rllib.modules import MODULE_CLASSES, check_observation_space
+from rllib_sparse.rllib.env_families import with_env_family
+from rllib_sparse.rllib.modules import check_observation_space
+
+
+@functools.cache
+def resolve(path: str) -> type:
+    """The class a table row names as ``"module:Class"``."""
+    module_name, _, class_name = path.partition(":")
+    return getattr(import_module(module_name), class_name)
 
 
 def module_class_for(algorithm: str) -> type:
-    try:
-        return MODULE_CLASSES[algorithm.upper()]
-    except (KeyError, AttributeError):
-        raise ValueError(f"algorithm={algorithm!r} is not supported; allowed: {', '.join(MODULE_CLASSES)}") from None
+    return resolve(get_algorithm(algorithm).module_class)
 
 
-def sparse_module_spec(algorithm: str, model: str = "simba", **fields: Any) -> RLModuleSpec:
+def _fields(model: str | SparseModelConfig, fields: dict[str, Any]) -> SparseModelConfig:
+    """One typed config from either a parsed one or a model name plus fields (parsed once, here)."""
+    if isinstance(model, SparseModelConfig):
+        return model.model_copy(update=fields) if fields else model
+    return SparseModelConfig.parse({"model": model, **fields})
+
+
+def sparse_module_spec(algorithm: str, model: str | SparseModelConfig = "simba", **fields: Any) -> RLModuleSpec:
     """An ``RLModuleSpec`` for ``config.rl_module(rl_module_spec=...)`` of an ordinary RLlib config.
 
-    ``fields`` are those of :class:`SparseModelConfig` (width, depth, sparsity, actor, critic,
-    allocation, seed, keep_first_dense, keep_last_dense, rescale). Validated here, before Ray starts.
+    ``model`` is a registered model name (then ``fields`` are the other :class:`SparseModelConfig`
+    fields: width, depth, sparsity, actor, critic, allocation, seed, keep_first_dense, keep_last_dense,
+    rescale) or an already parsed ``SparseModelConfig``. Validated here, before Ray starts; the config
+    becomes a plain dict only here, at RLlib's ``model_config`` boundary.
     """
-    module_class = module_class_for(algorithm)
-    config = SparseModelConfig.parse({"model": model, **fields})
-    return RLModuleSpec(module_class=module_class, model_config={MODEL_CONFIG_KEY: config.model_dump()})
+    row = get_algorithm(algorithm)
+    config = _fields(model, fields)
+    return RLModuleSpec(module_class=resolve(row.module_class), catalog_class=resolve(row.catalog_class),
+                        model_config={MODEL_CONFIG_KEY: config.model_dump()})
 
 
 def check_spaces(config: SparseModelConfig, observation_space, action_space) -> None:
@@ -85,23 +104,31 @@ def env_spaces(config: AlgorithmConfig):
         env.close()
 
 
-def with_sparse_model(config: AlgorithmConfig, model: str = "simba", **fields: Any) -> AlgorithmConfig:
+def algorithm_row(config: AlgorithmConfig) -> AlgorithmRow:
+    """The table row of an RLlib config, by the name RLlib gives its algorithm."""
+    return get_algorithm(config.algo_class.__name__)
+
+
+def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = "simba", *,
+                      algorithm: str | None = None, **fields: Any) -> AlgorithmConfig:
     """Put a sparse model into an ordinary RLlib ``AlgorithmConfig`` and check it against the env.
 
-    ``fields`` are those of :class:`SparseModelConfig`. Everything is validated here, on the driver,
-    so a bad value fails with a one-line ``ValueError`` before any Ray actor starts. If the config
-    still uses RLlib's default Learner, it is swapped for the same Learner on fused Adam
-    (``rllib_sparse.rllib.learners``); a custom Learner is left alone.
+    ``model`` is a model name plus the other :class:`SparseModelConfig` ``fields``, or a parsed
+    ``SparseModelConfig``. Everything is validated here, on the driver, so a bad value fails with a
+    one-line ``ValueError`` before any Ray actor starts. If the config still uses RLlib's default
+    Learner, it is swapped for the same Learner on fused Adam (``rllib_sparse.rllib.learners``); a
+    custom Learner is left alone. ``algorithm`` names the table row when it is not the config's own
+    algorithm name (a row registered under another name for the same RLlib classes).
     """
-    spec = sparse_module_spec(config.algo_class.__name__, model, **fields)
-    if is_atari_id(config.env):
-        register_atari(config.env)  # a plain ``.environment("ALE/<Game>-v5")`` gets our preprocessing
+    row = get_algorithm(algorithm) if algorithm is not None else algorithm_row(config)
+    spec = sparse_module_spec(row.name, model, **fields)
+    if env_family(config.env) is not None:
+        config = with_env_family(config)  # a plain ``.environment("ALE/<Game>-v5")`` gets our preprocessing
     spaces = env_spaces(config)
     if spaces is not None:
-        algorithm = config.algo_class.__name__
-        if algorithm in DISCRETE_ACTIONS_ONLY and not isinstance(spaces[1], gym.spaces.Discrete):
-            raise ValueError(f"{algorithm} on env={config.env!r}: the action space {spaces[1]} is not supported; "
-                             f"{algorithm} needs Discrete actions (use SAC or PPO for continuous ones)")
+        if not row.takes(spaces[1]):
+            raise ValueError(f"{row.name} on env={config.env!r}: the action space {spaces[1]} is not supported; "
+                             f"{row.name} needs {' or '.join(row.action_spaces)} actions")
         check_spaces(parse_model_config(spec.model_config), *spaces)
     # The fields go into the config's own model_config (kept keys intact), not into the spec, so a Tune
     # grid over ``model_config["sparse"]`` is not overridden by a fixed spec.
@@ -109,29 +136,18 @@ def with_sparse_model(config: AlgorithmConfig, model: str = "simba", **fields: A
     if dataclasses.is_dataclass(user_model_config):
         user_model_config = dataclasses.asdict(user_model_config)
     model_config = {**(user_model_config or {}), **spec.model_config}
-    config = config.rl_module(rl_module_spec=RLModuleSpec(module_class=spec.module_class), model_config=model_config)
-    fused = LEARNER_CLASSES.get(config.learner_class)
-    return config.learners(learner_class=fused) if fused is not None else config
-
-
-#: Algorithms whose RLlib implementation only takes Discrete action spaces.
-DISCRETE_ACTIONS_ONLY = frozenset({"DQN"})
-
-#: Where each supported algorithm's config class lives.
-_CONFIG_CLASSES = {
-    "PPO": ("ray.rllib.algorithms.ppo", "PPOConfig"),
-    "APPO": ("ray.rllib.algorithms.appo", "APPOConfig"),
-    "IMPALA": ("ray.rllib.algorithms.impala", "IMPALAConfig"),
-    "SAC": ("ray.rllib.algorithms.sac", "SACConfig"),
-    "DQN": ("ray.rllib.algorithms.dqn", "DQNConfig"),
-}
+    config = config.rl_module(
+        rl_module_spec=RLModuleSpec(module_class=spec.module_class, catalog_class=spec.catalog_class),
+        model_config=model_config)
+    if row.learner_class is not None and row.default_learner_class is not None \
+            and config.learner_class is resolve(row.default_learner_class):
+        config = config.learners(learner_class=resolve(row.learner_class))
+    return config
 
 
 def algorithm_config(algorithm: str) -> AlgorithmConfig:
-    """A fresh RLlib config object for a supported algorithm name."""
-    module_class_for(algorithm)  # the one-line error for an unknown name
-    module_name, class_name = _CONFIG_CLASSES[algorithm.upper()]
-    return getattr(import_module(module_name), class_name)()
+    """A fresh RLlib config object for an algorithm of the table."""
+    return resolve(get_algorithm(algorithm).config_class)()
 
 
 def planned_module(config: AlgorithmConfig, spaces=None):

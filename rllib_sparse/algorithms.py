@@ -1,0 +1,113 @@
+"""The algorithm table: every algorithm a sweep file or ``with_sparse_model`` can name, in one place.
+
+One row per algorithm says which RLlib classes implement it (as ``"module:Class"`` paths, resolved on
+first use, so this module imports no Ray and sweep files are validated without it), which networks it
+has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of algorithms, every
+per-algorithm check and the command-line help derive from this table; adding an algorithm is its
+module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row (see
+docs/extending.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AlgorithmRow:
+    """One algorithm: its name and what implements it."""
+
+    name: str  #: as in sweep files (``algorithm: PPO``); upper case
+    config_class: str  #: ``"module:Class"`` of its RLlib ``AlgorithmConfig``
+    module_class: str  #: the sparse RL module (``rllib_sparse.rllib.modules``)
+    catalog_class: str  #: the Catalog that builds our networks for that module
+    learner_class: str | None = None  #: our Learner; installed in place of ``default_learner_class``
+    default_learner_class: str | None = None  #: the Learner RLlib's config picks by default
+    #: Which sparse-model roles the algorithm's networks use ("actor" and/or "critic").
+    roles: tuple[str, ...] = ("actor", "critic")
+    #: gymnasium action space types it takes.
+    action_spaces: tuple[str, ...] = ("Box", "Discrete")
+    #: Whether ``module.vf_share_layers`` (one trunk for policy and value) applies.
+    shared_trunk: bool = False
+    #: ``--smoke``: ``config.training(...)`` and ``config.reporting(...)`` settings for seconds-long trials.
+    smoke_training: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    smoke_reporting: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    #: Which trial runner trains it in sweeps (``rllib_sparse.sweep.trial``): "rllib" for RLlib algorithms.
+    runner: str = "rllib"
+    summary: str = ""
+
+    def takes(self, action_space: Any) -> bool:
+        return type(action_space).__name__ in self.action_spaces
+
+
+_ALGORITHMS: dict[str, AlgorithmRow] = {}
+
+
+def register_algorithm(row: AlgorithmRow) -> AlgorithmRow:
+    """Add (or replace) a row. Names are upper case, as RLlib spells its config classes."""
+    if row.name != row.name.upper() or not row.name.replace("_", "").isalnum():
+        raise ValueError(f"algorithm name {row.name!r} is invalid; allowed: upper-case letters, digits and _")
+    _ALGORITHMS[row.name] = row
+    return row
+
+
+def algorithm_names() -> tuple[str, ...]:
+    return tuple(_ALGORITHMS)
+
+
+def algorithm_rows() -> tuple[AlgorithmRow, ...]:
+    return tuple(_ALGORITHMS.values())
+
+
+def get_algorithm(name: str) -> AlgorithmRow:
+    """The row of ``name`` (any case); a one-line ValueError naming the allowed ones if unknown."""
+    row = _ALGORITHMS.get(name.upper()) if isinstance(name, str) else None
+    if row is None:
+        raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(_ALGORITHMS)}")
+    return row
+
+
+def _frozen(**settings: Any) -> MappingProxyType:
+    return MappingProxyType(dict(settings))
+
+
+_RLLIB = "ray.rllib.algorithms"
+_OURS = "rllib_sparse.rllib"
+_ON_POLICY_SMOKE = _frozen(train_batch_size_per_learner=128)
+_OFF_POLICY_SMOKE = _frozen(num_steps_sampled_before_learning_starts=64, train_batch_size_per_learner=32,
+                            replay_buffer_config={"capacity": 1_000}, training_intensity=None)
+
+register_algorithm(AlgorithmRow(
+    "PPO", f"{_RLLIB}.ppo:PPOConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
+    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparsePPOTorchLearner",
+    f"{_RLLIB}.ppo.torch.ppo_torch_learner:PPOTorchLearner", shared_trunk=True,
+    smoke_training=_frozen(**_ON_POLICY_SMOKE, minibatch_size=64, num_epochs=1),
+    smoke_reporting=_frozen(min_time_s_per_iteration=0), summary="policy (actor) and value (critic) networks"))
+register_algorithm(AlgorithmRow(
+    "APPO", f"{_RLLIB}.appo:APPOConfig", f"{_OURS}.modules:SparseAPPOTorchRLModule",
+    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseAPPOTorchLearner",
+    f"{_RLLIB}.appo.torch.appo_torch_learner:APPOTorchLearner", shared_trunk=True,
+    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_frozen(min_time_s_per_iteration=0),
+    summary="as PPO, asynchronous, with a target policy"))
+register_algorithm(AlgorithmRow(
+    "IMPALA", f"{_RLLIB}.impala:IMPALAConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
+    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseIMPALATorchLearner",
+    f"{_RLLIB}.impala.torch.impala_torch_learner:IMPALATorchLearner", shared_trunk=True,
+    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_frozen(min_time_s_per_iteration=0),
+    summary="PPO's module, V-trace learner"))
+register_algorithm(AlgorithmRow(
+    "SAC", f"{_RLLIB}.sac:SACConfig", f"{_OURS}.modules:SparseSACTorchRLModule",
+    f"{_OURS}.catalogs:SparseSACCatalog", f"{_OURS}.learners:SparseSACTorchLearner",
+    f"{_RLLIB}.sac.torch.sac_torch_learner:SACTorchLearner",
+    smoke_training=_OFF_POLICY_SMOKE,
+    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    summary="policy (actor) and Q networks (critic, twin critic)"))
+register_algorithm(AlgorithmRow(
+    "DQN", f"{_RLLIB}.dqn:DQNConfig", f"{_OURS}.modules:SparseDQNTorchRLModule",
+    f"{_OURS}.catalogs:SparseDQNCatalog", f"{_OURS}.learners:SparseDQNTorchLearner",
+    f"{_RLLIB}.dqn.torch.dqn_torch_learner:DQNTorchLearner", roles=("critic",), action_spaces=("Discrete",),
+    smoke_training=_OFF_POLICY_SMOKE,
+    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    summary="one Q network (critic); dueling and double-Q"))

@@ -1,0 +1,140 @@
+"""The trial-runner seam: one trial of a sweep file, whatever trains it, and the one loop that drives it.
+
+A ``TrialRunner`` turns a grid point into iterations of metrics. Its class plans the trial on the
+driver (parameter counts, per-layer densities, resources) without training; an instance builds,
+trains one iteration at a time, saves, restores and stops. RLlib's algorithms use
+``RLlibTrialRunner`` (``rllib_sparse.sweep.rllib_runner``); a trainer that is not RLlib (streaming RL)
+is one more subclass plus ``register_trial_runner`` and an algorithm-table row naming it, and nothing
+else in ``sweep/`` changes. ``iterate_trial`` is the only training loop: ``rllib-sparse train`` and the
+Tune trainable both consume it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from rllib_sparse import metrics as m
+from rllib_sparse.algorithms import get_algorithm
+
+if TYPE_CHECKING:
+    from rllib_sparse.sweep.spec import GridPoint, StopSpec, SweepSpec
+
+
+@dataclass(frozen=True)
+class PlannedCounts:
+    """What planning a trial tells before it trains: its size, and each pruned layer's density."""
+
+    dense_params: int
+    nonzero_params: int
+    layers: dict  # network -> rows of {layer, shape, density, nonzero, total} (an MLflow artifact)
+
+
+class TrialRunner(ABC):
+    """Trains one grid point of a sweep file, one iteration at a time."""
+
+    def __init__(self, spec: SweepSpec, point: GridPoint, source: str = "sweep file"):
+        self.spec, self.point, self.source = spec, point, source
+
+    # ------------------------------------------------------------------ on the driver, before training
+
+    @classmethod
+    @abstractmethod
+    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:
+        """Check the trial (a one-line ValueError naming ``source`` and the field) and count it."""
+
+    @classmethod
+    @abstractmethod
+    def resources(cls, spec: SweepSpec, point: GridPoint) -> list[dict[str, float]]:
+        """The trial's resource bundles (the first is its own process), e.g. ``[{"CPU": 1}]``."""
+
+    # ------------------------------------------------------------------ in the trial's process
+
+    @abstractmethod
+    def build(self) -> None:
+        """Make the trainer (networks, optimizers, envs)."""
+
+    @abstractmethod
+    def train(self) -> dict[str, float]:
+        """One iteration; metrics under ``rllib_sparse.metrics`` names, ``ITERATION`` and ``ENV_STEPS``
+        always among them."""
+
+    @abstractmethod
+    def save(self, folder: str) -> None:
+        """Everything needed to continue exactly, into ``folder``."""
+
+    @abstractmethod
+    def restore(self, folder: str) -> None:
+        """Continue from a ``save``d folder."""
+
+    def diagnostics(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The paper's diagnostics: ``{"metrics": {diag/...: value}, "cosines": {network: matrix}}``."""
+        return {"metrics": {}, "cosines": {}}
+
+    def max_masked_weight(self) -> float:
+        """Largest |weight| at a pruned place over every copy of the networks (0.0 while masks hold)."""
+        return 0.0
+
+    def stop(self) -> None:
+        """Release what ``build`` made."""
+
+
+_RUNNERS: dict[str, str | type[TrialRunner]] = {"rllib": "rllib_sparse.sweep.rllib_runner:RLlibTrialRunner"}
+
+
+def register_trial_runner(kind: str, runner: type[TrialRunner] | str) -> None:
+    """Make ``kind`` (an algorithm row's ``runner``) train with ``runner`` (a class or "module:Class")."""
+    _RUNNERS[kind] = runner
+
+
+def runner_class(algorithm: str) -> type[TrialRunner]:
+    """The runner class of an algorithm of the table."""
+    kind = get_algorithm(algorithm).runner
+    runner = _RUNNERS.get(kind)
+    if runner is None:
+        raise ValueError(f"algorithm {algorithm!r} names trial runner {kind!r}, which is not registered; "
+                         f"allowed: {', '.join(_RUNNERS)}")
+    if isinstance(runner, str):
+        module_name, _, class_name = runner.partition(":")
+        runner = _RUNNERS[kind] = getattr(import_module(module_name), class_name)
+    return runner
+
+
+@dataclass
+class TrialIteration:
+    """One iteration of a trial, as the loop hands it to its consumer."""
+
+    metrics: dict[str, float]
+    done: bool  #: the stop condition is reached
+    checkpoint_due: bool  #: every ``checkpoint.frequency`` iterations, and at the end
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    cosines: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def iteration(self) -> int:
+        return int(self.metrics[m.ITERATION])
+
+
+def stop_reached(stop: StopSpec, metrics: dict[str, float]) -> bool:
+    return ((stop.env_steps is not None and metrics.get(m.ENV_STEPS, 0) >= stop.env_steps)
+            or (stop.iterations is not None and metrics.get(m.ITERATION, 0) >= stop.iterations)
+            or (stop.time_s is not None and metrics.get(m.TIME_TOTAL, 0) >= stop.time_s))
+
+
+def iterate_trial(runner: TrialRunner, spec: SweepSpec) -> Iterator[TrialIteration]:
+    """Train until the stop condition; yields each iteration (diagnostics computed when due)."""
+    while True:
+        metrics = runner.train()
+        done = stop_reached(spec.stop, metrics)
+        iteration = int(metrics[m.ITERATION])
+        step = TrialIteration(metrics, done, done or bool(spec.checkpoint.frequency
+                                                           and iteration % spec.checkpoint.frequency == 0))
+        if spec.diagnostics is not None and spec.diagnostics.due(iteration, done):
+            found = runner.diagnostics(spec.diagnostics.learner_settings())
+            step.diagnostics, step.cosines = found["metrics"], found["cosines"]
+        yield step
+        if done:
+            return
