@@ -89,7 +89,7 @@ def measure(width: int, depth: int, sparsities: list[float], repeats: int, optim
                 fn(s)
         for _ in range(repeats):  # interleave dense and sparse so that machine noise hits both
             for s in nets:
-                times[(job, s)].append(sum(timed(lambda: fn(s), inner)) / inner)
+                times[(job, s)].append(sum(timed(lambda: fn(s), inner)) / inner)  # noqa: B023 - called at once
     rows = []
     params = sum(p.numel() for p in dense.parameters())
     for job in jobs:

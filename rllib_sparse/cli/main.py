@@ -208,7 +208,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         actor, critic = t.point.model.network("actor"), t.point.model.network("critic")
         width = str(actor.width) if actor.width == critic.width else f"{actor.width}/{critic.width}"
         depth = str(actor.depth) if actor.depth == critic.depth else f"{actor.depth}/{critic.depth}"
-        sparsity = f"{actor.sparsity:g}" if actor.sparsity == critic.sparsity else f"{actor.sparsity:g}/{critic.sparsity:g}"
+        sparsity = (f"{actor.sparsity:g}" if actor.sparsity == critic.sparsity
+                    else f"{actor.sparsity:g}/{critic.sparsity:g}")
         rows.append((t.point.name, width, depth, sparsity, str(t.point.seed), f"{t.dense_params:,}",
                      f"{t.nonzero_params:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -3,8 +3,8 @@
 Each family registers itself in the env-family registry (``rllib_sparse.envs.registry``) on import.
 """
 
-from rllib_sparse.envs.registry import EnvFamily, env_families, env_family, register_env_family
 from rllib_sparse.envs.atari import AtariOptions, atari_env_ids, atari_game, is_atari_id, make_atari, make_atari_vector  # noqa: I001 - registers the Atari family
+from rllib_sparse.envs.registry import EnvFamily, env_families, env_family, register_env_family
 
 __all__ = ["AtariOptions", "EnvFamily", "atari_env_ids", "atari_game", "env_families", "env_family",
            "is_atari_id", "make_atari", "make_atari_vector", "register_env_family"]

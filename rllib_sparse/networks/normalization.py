@@ -34,7 +34,8 @@ class RunningObsNorm(nn.Module):
         total = self.count + n
         delta = batch_mean - self.mean
         new_mean = self.mean + delta * (n / total).to(self.mean.dtype)
-        m2 = self.var * self.count.to(self.var.dtype) + batch_var * n + delta.pow(2) * (self.count * n / total).to(self.var.dtype)
+        m2 = (self.var * self.count.to(self.var.dtype) + batch_var * n
+              + delta.pow(2) * (self.count * n / total).to(self.var.dtype))
         self.mean.copy_(new_mean)
         self.var.copy_(m2 / total.to(self.var.dtype))
         self.count.copy_(total)

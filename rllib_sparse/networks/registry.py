@@ -78,7 +78,8 @@ def check_obs_shape(name: str, obs_shape: tuple[int, ...] | None) -> None:
                if obs_shape is not None and INPUT_KINDS[e.input_kind] == len(obs_shape)]
     raise ValueError(
         f"model={name!r} needs {entry.input_kind} observations (a rank-{rank} Box); got observation "
-        f"shape {None if obs_shape is None else tuple(obs_shape)}; allowed models for it: {', '.join(fitting) or 'none'}"
+        f"shape {None if obs_shape is None else tuple(obs_shape)}; "
+        f"allowed models for it: {', '.join(fitting) or 'none'}"
     )
 
 

@@ -142,7 +142,7 @@ def _figures(study: Study, folder: Path, log: Callable[[str], None]) -> list[tup
     save(figures.heatmap_figure(study), "heatmap", "Final return over width × sparsity (n = finished seeds).")
     envs = sorted({t.env for t in study.trials})
     for env in envs:
-        for network in figures.diagnostic_networks(study):
+        for network in figures.diagnosed_networks(study):
             save(figures.diagnostics_figure(study, env, network), f"diagnostics-{_slug(env)}-{network}",
                  f"{env}: {network} srank, dormant ratio, gradient and parameter norms over training.")
         save(figures.interference_figure(study, env), f"interference-{_slug(env)}",

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from rllib_sparse import metrics  # noqa: E402
 from rllib_sparse.report.stats import summarize  # noqa: E402
 from rllib_sparse.report.study import Study, Trial  # noqa: E402
 
@@ -118,15 +119,15 @@ def heatmap_figure(study: Study) -> Figure:
 
 
 def _curve_key(study: Study, network: str, curve: str) -> str | None:
-    keys = [k for k in study.diagnostic_keys() if k.startswith(f"diag/{network}/")]
+    keys = [k for k in study.diagnostic_keys() if k.startswith(metrics.diagnostic(network, ""))]
     if curve == "dormant":  # the largest τ logged: the stricter of the usual thresholds
         dormant = [k for k in keys if k.split("/")[2].startswith("dormant_tau") and k.count("/") == 2]
         return max(dormant, key=lambda k: float(k.rsplit("tau", 1)[1]), default=None)
-    key = f"diag/{network}/{curve}"
+    key = metrics.diagnostic(network, curve)
     return key if key in keys else None
 
 
-def diagnostic_networks(study: Study) -> list[str]:
+def diagnosed_networks(study: Study) -> list[str]:
     return sorted({k.split("/")[1] for k in study.diagnostic_keys()})
 
 

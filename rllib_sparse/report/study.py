@@ -10,10 +10,11 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from rllib_sparse import metrics
 from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SWEEP_TAG, TRIAL_TAG
 
-RETURN_METRIC = "episode_return_mean"
-DIAGNOSTIC_PREFIX = "diag/"
+RETURN_METRIC = metrics.EPISODE_RETURN
+DIAGNOSTIC_PREFIX = metrics.DIAGNOSTICS_PREFIX
 
 
 class ReportError(ValueError):
@@ -72,7 +73,7 @@ class Trial:
 
     @property
     def env_steps(self) -> float:
-        return self.metrics.get("env_steps", math.nan)
+        return self.metrics.get(metrics.ENV_STEPS, math.nan)
 
     @property
     def finished(self) -> bool:

@@ -7,13 +7,16 @@ forward passes, losses, target networks and inference-only handling are reused u
 
 from __future__ import annotations
 
+import functools
+
+import gymnasium as gym
 from ray.rllib.algorithms.dqn.dqn_catalog import DQNCatalog
 from ray.rllib.algorithms.ppo.ppo_catalog import PPOCatalog
 from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
+from ray.rllib.core.models.catalog import Catalog
 from ray.rllib.core.models.configs import MLPEncoderConfig
+from ray.rllib.utils.annotations import override
 from torch import nn
-
-import gymnasium as gym
 
 from rllib_sparse.networks import SparseModelConfig, build_network, get_model, linear_head
 from rllib_sparse.rllib.encoders import ActorCriticEncoder, BatchEncoder
@@ -32,13 +35,15 @@ class SparseCatalogMixin:
     """Shared by the per-algorithm Catalogs below."""
 
     @classmethod
+    @override(Catalog)  # RLlib-private hook, called from Catalog.__init__
     def _get_encoder_config(cls, observation_space, model_config_dict, action_space=None, **kwargs):
         # RLlib's Catalog.__init__ derives an encoder config (and fails for unusual image shapes). It is
         # never built here, so hand it a trivial one; the build_* methods below make the real networks.
         return MLPEncoderConfig(input_dims=(1,), hidden_layer_dims=[], output_layer_dim=1)
 
-    @property
+    @functools.cached_property
     def sparse_config(self) -> SparseModelConfig:
+        """Parsed once per Catalog (the dict is RLlib's ``model_config``; it does not change)."""
         return parse_model_config(self._model_config_dict)
 
     def build_network(self, role: str, with_actions: bool = False) -> BatchEncoder:
@@ -60,6 +65,7 @@ class SparsePPOCatalog(SparseCatalogMixin, PPOCatalog):
         """One trunk for policy and value (RLlib's default for IMPALA/APPO; PPOConfig turns it off)."""
         return bool(self._model_config_dict.get("vf_share_layers"))
 
+    @override(PPOCatalog)
     def build_actor_critic_encoder(self, framework: str = "torch") -> ActorCriticEncoder:
         inference_only = bool(self.actor_critic_encoder_config.inference_only)
         actor = self.build_network("actor").net
@@ -69,9 +75,11 @@ class SparsePPOCatalog(SparseCatalogMixin, PPOCatalog):
     def _width(self, role: str) -> int:
         return _output_dim(self.sparse_config.network("actor" if self.vf_share_layers else role))
 
+    @override(PPOCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
         return linear_head(self._width("actor"), self.action_dist_input_dim())
 
+    @override(PPOCatalog)
     def build_vf_head(self, framework: str = "torch") -> nn.Module:
         return linear_head(self._width("critic"), 1)
 
@@ -79,16 +87,20 @@ class SparsePPOCatalog(SparseCatalogMixin, PPOCatalog):
 class SparseSACCatalog(SparseCatalogMixin, SACCatalog):
     """SAC: policy network and head; Q networks on (s, a) for Box actions, on s for Discrete ones."""
 
+    @override(SACCatalog)
     def build_encoder(self, framework: str = "torch") -> BatchEncoder:
         return self.build_network("actor")
 
+    @override(SACCatalog)
     def build_qf_encoder(self, framework: str = "torch") -> BatchEncoder:
         return self.build_network("critic", with_actions=isinstance(self.action_space, gym.spaces.Box))
 
+    @override(SACCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
         width = _output_dim(self.sparse_config.network("actor"))
         return linear_head(width, self.action_dist_input_dim())
 
+    @override(SACCatalog)
     def build_qf_head(self, framework: str = "torch") -> nn.Module:
         width = _output_dim(self.sparse_config.network("critic"))
         outputs = self.action_space.n if isinstance(self.action_space, gym.spaces.Discrete) else 1
@@ -98,15 +110,18 @@ class SparseSACCatalog(SparseCatalogMixin, SACCatalog):
 class SparseDQNCatalog(SparseCatalogMixin, DQNCatalog):
     """DQN: one Q network (the critic) with advantage (and, if dueling, value) heads."""
 
+    @override(DQNCatalog)
     def build_encoder(self, framework: str = "torch") -> BatchEncoder:
         return self.build_network("critic")
 
     def _width(self) -> int:
         return _output_dim(self.sparse_config.network("critic"))
 
+    @override(DQNCatalog)
     def build_af_head(self, framework: str = "torch") -> nn.Module:
         return linear_head(self._width(), int(self.action_space.n * self.num_atoms))
 
+    @override(DQNCatalog)
     def build_vf_head(self, framework: str = "torch") -> nn.Module:
         return linear_head(self._width(), 1)
 

@@ -16,15 +16,16 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.utils.annotations import override
 
+from rllib_sparse import metrics as names
 from rllib_sparse.diagnostics import gradient_norm, network_diagnostics
 from rllib_sparse.rllib.inspection import on_learners
 from rllib_sparse.sparsity import max_masked_magnitude
 
 #: ``learner_config_dict`` key: how many of the newest training rows the Learner keeps (0: off).
 ROWS_KEY = "rllib_sparse.diagnostic_rows"
-#: Metric name prefix: ``diag/<network>/<metric>``.
-PREFIX = "diag"
 
 
 class RecentRows:
@@ -54,6 +55,7 @@ class RecentRows:
 class DiagnosticsLearnerMixin:
     """Keeps the newest training rows per module while ``ROWS_KEY`` is set; computes diagnostics."""
 
+    @override(Learner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
         rows = int(self.config.learner_config_dict.get(ROWS_KEY, 0) or 0)
         if rows:
@@ -74,15 +76,15 @@ class DiagnosticsLearnerMixin:
             raise RuntimeError(f"no training rows kept for module {module_id!r}: enable diagnostics in the "
                                f"config (learner_config_dict[{ROWS_KEY!r}] > 0) and train an iteration first")
         obs, actions = recent.tensors()
-        metrics: dict[str, float] = {"mask/max_masked_weight": max_masked_magnitude(module)}
+        metrics: dict[str, float] = {names.MAX_MASKED_WEIGHT: max_masked_magnitude(module)}
         cosines = {}
-        for network, (encoder, head, uses_actions) in module.diagnostic_networks().items():
+        for network, (encoder, head, uses_actions) in module.networks_to_diagnose().items():
             values, matrix = network_diagnostics(
                 encoder, head, obs, actions if uses_actions else None, delta=delta, taus=taus,
                 interference_samples=interference_samples, chunk_size=chunk_size)
             values["grad_norm"] = gradient_norm([encoder, head])
             values["rows"] = float(obs.shape[0])
-            metrics.update({f"{PREFIX}/{network}/{key}": value for key, value in values.items()})
+            metrics.update({names.diagnostic(network, key): value for key, value in values.items()})
             if matrix.numel():
                 cosines[network] = matrix.cpu().numpy()
         return {"metrics": metrics, "cosines": cosines}

@@ -16,6 +16,8 @@ from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.utils.annotations import override
 
 from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
 
@@ -41,6 +43,7 @@ def fused_twin(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
 
 
 class FusedAdamLearnerMixin:
+    @override(Learner)
     def register_optimizer(self, *, optimizer, **kwargs) -> None:
         super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
 

@@ -13,7 +13,8 @@ from ray.rllib.algorithms.appo.torch.default_appo_torch_rl_module import Default
 from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQNTorchRLModule
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
-
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.utils.annotations import override
 from torch import nn
 
 from rllib_sparse.diagnostics import Heads
@@ -87,7 +88,7 @@ class SparseModuleMixin:
         return {network: sparsity_report(self, include=prefixes)
                 for network, (_, prefixes) in self.present_networks().items()}
 
-    def diagnostic_networks(self) -> dict[str, tuple[nn.Module, nn.Module, bool]]:
+    def networks_to_diagnose(self) -> dict[str, tuple[nn.Module, nn.Module, bool]]:
         """Per network: (its pure-torch encoder, its output head(s), whether it takes the actions).
 
         A network without an encoder of its own (PPO's value head on a shared trunk) is diagnosed on
@@ -108,6 +109,7 @@ class SparseModuleMixin:
             out[network] = (encoder.net, heads[0] if len(heads) == 1 else Heads(heads), encoder.use_actions)
         return out
 
+    @override(RLModule)
     def setup(self) -> None:
         config = parse_model_config(self.model_config)
         check_observation_space(config, self.observation_space)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 from rllib_sparse.sweep.trial import runner_class
 
-
 #: Bytes of training state per (dense) parameter: float32 weights, gradients and Adam's two moments.
 #: Masks, target networks, activations and the replay buffer come on top: this is a lower bound.
 BYTES_PER_PARAMETER = 16

@@ -21,12 +21,10 @@ from urllib.parse import urlparse
 
 from ray.tune import Callback
 
-from rllib_sparse.sweep.logs import LibraryLogs
 from rllib_sparse import metrics as m
+from rllib_sparse.sweep.logs import LibraryLogs
 from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
-from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
-from rllib_sparse.sweep.trial import runner_class
 from rllib_sparse.sweep.tracking import (
     INTERFERENCE_DIR,
     SweepTracker,
@@ -34,6 +32,8 @@ from rllib_sparse.sweep.tracking import (
     default_tracking_uri,
     ui_command,
 )
+from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
+from rllib_sparse.sweep.trial import runner_class
 
 RUNS_DIR = "runs"  # Tune's storage, under the working directory: runs/<study>/<timestamp>/
 
@@ -438,8 +438,8 @@ def _start_ray(options: SweepOptions) -> None:
                      logging_level=logging.WARNING)
     except Exception as error:  # ConnectionError, auth errors, bad arguments: one line for the user
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-        raise SweepInputError(f"Ray could not be started{f' at --address={options.address!r}' if options.address else ''}"
-                              f": {first}") from None
+        where = f" at --address={options.address!r}" if options.address else ""
+        raise SweepInputError(f"Ray could not be started{where}: {first}") from None
 
 
 def _start_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: str,

@@ -78,7 +78,7 @@ class TrialRunner(ABC):
         """Largest |weight| at a pruned place over every copy of the networks (0.0 while masks hold)."""
         return 0.0
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # noqa: B027 - optional: a runner that holds nothing needs no stop
         """Release what ``build`` made."""
 
 
