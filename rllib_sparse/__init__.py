@@ -25,13 +25,22 @@ _PUBLIC = {
     "register_model": "rllib_sparse.networks",
     "registered_models": "rllib_sparse.networks",
     "build_network": "rllib_sparse.networks",
-    # environments (gymnasium, ale-py)
+    # environments (gymnasium, ale-py) and the env-family registry
     "make_atari": "rllib_sparse.envs",
     "make_atari_vector": "rllib_sparse.envs",
+    "EnvFamily": "rllib_sparse.envs",
+    "register_env_family": "rllib_sparse.envs",
+    # the algorithm table (no Ray import)
+    "AlgorithmRow": "rllib_sparse.algorithms",
+    "register_algorithm": "rllib_sparse.algorithms",
+    # the trial-runner seam of sweeps (a trainer that is not RLlib)
+    "TrialRunner": "rllib_sparse.sweep.trial",
+    "register_trial_runner": "rllib_sparse.sweep.trial",
     # RLlib glue
     "with_sparse_model": "rllib_sparse.rllib",
     "with_atari": "rllib_sparse.rllib",
     "register_atari": "rllib_sparse.rllib",
+    "with_env_family": "rllib_sparse.rllib",
     "sparse_module_spec": "rllib_sparse.rllib",
     "with_diagnostics": "rllib_sparse.rllib",
     "learner_diagnostics": "rllib_sparse.rllib",

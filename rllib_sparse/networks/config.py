@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from rllib_sparse.errors import validate
 from rllib_sparse.networks.registry import get_model, registered_models
@@ -68,7 +68,9 @@ class SparseModelConfig(BaseModel):
 
     model_config = _STRICT
 
-    model: str = "simba"
+    #: The registered network (``rllib-sparse models``). Sweep files and older configs may still call
+    #: the key ``model`` (``model: {model: simba}``); both spellings are read.
+    name: str = Field("simba", validation_alias=AliasChoices("name", "model"))
     width: Width | None = None
     depth: Depth | None = None
     sparsity: Sparsity = 0.0
@@ -80,7 +82,7 @@ class SparseModelConfig(BaseModel):
     keep_last_dense: bool = False
     rescale: bool = False
 
-    @field_validator("model")
+    @field_validator("name")
     @classmethod
     def _known_model(cls, name: str) -> str:
         if name not in registered_models():
@@ -93,10 +95,10 @@ class SparseModelConfig(BaseModel):
         return _check_allocation(name)
 
     def network(self, role: Role) -> NetworkSpec:
-        entry = get_model(self.model)
+        entry = get_model(self.name)
         override: NetworkOverrides = getattr(self, role)
         return NetworkSpec(
-            model=self.model,
+            model=self.name,
             width=override.width or self.width or entry.default_width,
             depth=override.depth or self.depth or entry.default_depth,
             sparsity=self.sparsity if override.sparsity is None else override.sparsity,

@@ -169,4 +169,4 @@ def _has_submodule(root, name: str) -> bool:
 
 def check_observation_space(config: SparseModelConfig, observation_space) -> None:
     """Raise a one-line ValueError if the model cannot take this observation space."""
-    check_obs_shape(config.model, getattr(observation_space, "shape", None))
+    check_obs_shape(config.name, getattr(observation_space, "shape", None))

@@ -40,7 +40,7 @@ def module_class_for(algorithm: str) -> type:
 def _fields(model: str | SparseModelConfig, fields: dict[str, Any]) -> SparseModelConfig:
     """One typed config from either a parsed one or a model name plus fields (parsed once, here)."""
     if isinstance(model, SparseModelConfig):
-        return model.model_copy(update=fields) if fields else model
+        return SparseModelConfig.parse({**model.model_dump(), **fields}) if fields else model
     return SparseModelConfig.parse({"model": model, **fields})
 
 

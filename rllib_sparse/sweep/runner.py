@@ -309,7 +309,7 @@ def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
     point = planned.point
     actor, critic = point.model.network("actor"), point.model.network("critic")
     params = {
-        "algorithm": spec.algorithm, "env": point.env, "model": point.model.model,
+        "algorithm": spec.algorithm, "env": point.env, "model": point.model.name,
         "width": actor.width, "depth": actor.depth, "sparsity": actor.sparsity,
         "critic_width": critic.width, "critic_depth": critic.depth, "critic_sparsity": critic.sparsity,
         "allocation": actor.allocation, "critic_allocation": critic.allocation, "seed": point.seed,

@@ -271,7 +271,7 @@ class GridPoint:
     def name(self) -> str:
         """e.g. ``simba-w1024-d2-s0.9-seed0`` (plus any other axis that varies)."""
         actor, critic = self.model.network("actor"), self.model.network("critic")
-        parts = [self.model.model, f"w{actor.width}", f"d{actor.depth}", f"s{actor.sparsity:g}"]
+        parts = [self.model.name, f"w{actor.width}", f"d{actor.depth}", f"s{actor.sparsity:g}"]
         if (critic.width, critic.depth, critic.sparsity) != (actor.width, actor.depth, actor.sparsity):
             parts += [f"cw{critic.width}", f"cd{critic.depth}", f"cs{critic.sparsity:g}"]
         for axis, value in self.axes.items():

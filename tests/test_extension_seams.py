@@ -1,0 +1,109 @@
+"""A new env family and a new algorithm, plugged in through the seams only, run by `train` and `sweep`.
+
+The plugin module is written by the test into its own folder, as a user's would be: it registers an
+env family (``toy/<gymnasium id>``: a capped episode, with its own full-episode return in the episode's
+last ``info``) and an algorithm (RLlib's PPO under the name TOYPPO). The sweep file names it under
+``plugins:``; nothing in rllib_sparse knows about either.
+"""
+
+import os
+import textwrap
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.ray
+
+PLUGIN = textwrap.dedent('''
+    import dataclasses
+
+    import gymnasium as gym
+    from pydantic import BaseModel, ConfigDict, Field
+
+    from rllib_sparse.algorithms import get_algorithm, register_algorithm
+    from rllib_sparse.envs import EnvFamily, register_env_family
+
+
+    class ToyOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        max_steps: int = Field(50, ge=1)
+
+
+    class EpisodeReturnInfo(gym.Wrapper):
+        """Puts the episode's return (doubled, so it differs from RLlib's own) into the last info."""
+
+        def reset(self, **kwargs):
+            self.total = 0.0
+            return self.env.reset(**kwargs)
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.total += float(reward)
+            if terminated or truncated:
+                info = dict(info, toy_return=2 * self.total)
+            return obs, reward, terminated, truncated, info
+
+
+    def make(env_id, max_steps=50):
+        return EpisodeReturnInfo(gym.make(env_id.removeprefix("toy/"), max_episode_steps=max_steps))
+
+
+    register_env_family(EnvFamily(
+        name="toy", matches=lambda env_id: env_id.startswith("toy/"), make=make, options=ToyOptions,
+        episode_info_metrics={"toy_return": "toy_return_mean"}, full_episode_return="toy_return_mean",
+        list_ids=lambda: {"toy/CartPole-v1": "CartPole-v1"}, summary="a family made by a test"))
+    register_algorithm(dataclasses.replace(get_algorithm("PPO"), name="TOYPPO", summary="PPO, renamed"))
+''')
+
+SWEEP = {
+    "name": "toy",
+    "plugins": ["toy_plugin"],
+    "algorithm": "TOYPPO",
+    "env": "toy/CartPole-v1",
+    "env_config": {"max_steps": 20},
+    "model": {"model": "simba", "depth": 1},
+    "grid": {"width": [16], "sparsity": [0.0, 0.9]},
+    "training": {"train_batch_size_per_learner": 200, "minibatch_size": 100, "num_epochs": 1},
+    "stop": {"iterations": 3},
+}
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    (tmp_path / "toy_plugin.py").write_text(PLUGIN)
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(SWEEP))
+    # The driver and the Ray workers it starts import the plugin from the test's folder.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    return tmp_path
+
+
+def test_toy_family_and_algorithm_train_in_process(toy):
+    run = run_cli("train", "toy.yaml", "--smoke", "--num-cpus", "2", cwd=toy)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "training simba-w16-d1-s0-seed0 (TOYPPO on toy/CartPole-v1)" in run.stdout
+    assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
+
+
+def test_toy_family_and_algorithm_sweep_with_tracking(toy):
+    run = run_cli("sweep", "toy.yaml", "--smoke", "--num-cpus", "2", cwd=toy)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "2 trial(s) of TOYPPO on toy/CartPole-v1 (smoke)" in run.stdout
+    client = MlflowClient(f"sqlite:///{toy / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("toy-smoke")
+    kids = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(k.info.run_name for k in kids) == ["simba-w16-d1-s0-seed0", "simba-w16-d1-s0.9-seed0"]
+    for kid in kids:
+        assert kid.info.status == "FINISHED" and kid.data.params["algorithm"] == "TOYPPO"
+        metrics = kid.data.metrics
+        # The family's own return replaced RLlib's, which moved aside: twice RLlib's, by the plugin's design.
+        assert metrics["episode_return_mean"] > 0 and metrics["training_episode_return_mean"] > 0
+        assert metrics["episode_return_mean"] != metrics["training_episode_return_mean"]
+
+
+def test_toy_options_are_checked_like_built_in_ones(toy):
+    (toy / "bad.yaml").write_text(yaml.safe_dump({**SWEEP, "env_config": {"max_step": 20}}))
+    run = run_cli("validate", "bad.yaml", cwd=toy)
+    assert run.returncode == 2 and "unknown key 'max_step'; did you mean 'max_steps'?" in run.stderr, run.stderr
