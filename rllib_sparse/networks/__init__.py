@@ -1,7 +1,7 @@
 """Networks in pure PyTorch (no Ray import): SimBa, MLP, Nature-CNN, Impala-CNN and their registry."""
 
 from rllib_sparse.networks.cnn import ImpalaCNN, NatureCNN
-from rllib_sparse.networks.config import NetworkOverrides, NetworkSpec, SparseModelConfig
+from rllib_sparse.networks.config import NetworkOverrides, NetworkShape, SparseModelConfig
 from rllib_sparse.networks.init import linear_head
 from rllib_sparse.networks.mlp import MLP, SimBa
 from rllib_sparse.networks.normalization import RunningObsNorm
@@ -19,7 +19,7 @@ __all__ = [
     "ModelEntry",
     "NatureCNN",
     "NetworkOverrides",
-    "NetworkSpec",
+    "NetworkShape",
     "RunningObsNorm",
     "SimBa",
     "SparseModelConfig",

@@ -49,8 +49,8 @@ class NetworkOverrides(BaseModel):
 
 
 @dataclass(frozen=True)
-class NetworkSpec:
-    """The resolved shape and sparsity of one network (actor or critic)."""
+class NetworkShape:
+    """The resolved shape and sparsity of one network (actor or critic): ``SparseModelConfig.network``."""
 
     model: str
     width: int
@@ -94,10 +94,10 @@ class SparseModelConfig(BaseModel):
     def _known_allocation(cls, name: str) -> str:
         return _check_allocation(name)
 
-    def network(self, role: Role) -> NetworkSpec:
+    def network(self, role: Role) -> NetworkShape:
         entry = get_model(self.name)
         override: NetworkOverrides = getattr(self, role)
-        return NetworkSpec(
+        return NetworkShape(
             model=self.name,
             width=override.width or self.width or entry.default_width,
             depth=override.depth or self.depth or entry.default_depth,

@@ -103,7 +103,7 @@ class DiagnosticsSpec(BaseModel):
         return {"delta": self.delta, "taus": tuple(self.taus), "interference_samples": self.interference_samples}
 
 
-class ModuleSpec(BaseModel):
+class ModuleOptions(BaseModel):
     """RLlib model_config keys our modules honour besides the sparse model itself."""
 
     model_config = _Strict
@@ -123,7 +123,7 @@ class SweepSpec(BaseModel):
     env: str
     env_config: dict[str, Any] = {}
     model: SparseModelConfig = SparseModelConfig()
-    module: ModuleSpec = ModuleSpec()
+    module: ModuleOptions = ModuleOptions()
     diagnostics: DiagnosticsSpec | None = None
     grid: dict[str, list[Any]] = {}
     training: dict[str, Any] = {}
