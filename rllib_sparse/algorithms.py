@@ -65,7 +65,10 @@ def get_algorithm(name: str) -> AlgorithmRow:
     """The row of ``name`` (any case); a one-line ValueError naming the allowed ones if unknown."""
     row = _ALGORITHMS.get(name.upper()) if isinstance(name, str) else None
     if row is None:
-        raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(_ALGORITHMS)}")
+        # Listed by the RL module they build (PPO and IMPALA share one), then in table order.
+        modules = list(dict.fromkeys(r.module_class for r in _ALGORITHMS.values()))
+        names = sorted(_ALGORITHMS, key=lambda n: modules.index(_ALGORITHMS[n].module_class))
+        raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(names)}")
     return row
 
 
