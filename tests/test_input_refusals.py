@@ -46,6 +46,7 @@ def refused(path, overrides=(), planned=True) -> str:
     (["name.x=1"], "--set 'name.x=1': name='tiny' is a value, not a section, so name.x cannot be set"),
     (["stop.iterations.x=1"], "--set 'stop.iterations.x=1': stop.iterations=3 is a value, not a section"),
     (["grid.training.lr=[0.0001, 0.00010000001]"], "are the same trial 'simba-w16-d1-s0-lr0.0001-seed0'"),
+    (["algorithm=DQN", "grid.actor.width=[8]"], "grid.actor.width is set, but DQN has no actor network; allowed: critic"),
 ])
 def test_sweep_file_values_are_refused_in_one_line(tmp_path, overrides, expected):
     message = refused(write(tmp_path), overrides)

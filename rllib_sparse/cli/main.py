@@ -140,7 +140,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    from rllib_sparse.rllib import env_spaces
+    from rllib_sparse.rllib import MODEL_CONFIG_KEY, env_spaces
 
     config = _configured(args)
     spaces = env_spaces(config)
@@ -150,7 +150,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"algorithm": args.algorithm.upper(), "env": args.env,
                           "observation_space": str(spaces[0]), "action_space": str(spaces[1]),
-                          "sparse_config": module.model_config["sparse"],
+                          "sparse_config": module.model_config[MODEL_CONFIG_KEY],
                           "networks": {n: r.to_dict() for n, r in reports.items()},
                           "dense_params": sum(r.dense_params for r in reports.values()),
                           "nonzero_params": sum(r.nonzero_params for r in reports.values())}, indent=2))

@@ -204,6 +204,14 @@ class SweepSpec(BaseModel):
         if self.module.vf_share_layers and not get_algorithm(self.algorithm).shared_trunk:
             allowed = ", ".join(name for name in algorithm_names() if get_algorithm(name).shared_trunk)
             raise ValueError(f"module.vf_share_layers=True does not apply to {self.algorithm}; allowed with: {allowed}")
+        roles = get_algorithm(self.algorithm).roles
+        for role in ("actor", "critic"):
+            overridden = getattr(self.model, role).model_dump(exclude_none=True)
+            axes = [axis for axis in self.grid if axis.startswith(f"{role}.")]
+            if role not in roles and (overridden or axes):
+                where = f"model.{role}" if overridden else f"grid.{axes[0]}"
+                raise ValueError(f"{where} is set, but {self.algorithm} has no {role} network; allowed: "
+                                 f"{', '.join(roles)} (or the shared width/depth/sparsity)")
         return self
 
     @model_validator(mode="after")
