@@ -56,8 +56,7 @@ def main() -> None:
             inline_ms.append(per_call_ms(inline, "t", args.calls, r * args.calls))
             journaled_ms.append(per_call_ms(journaled, "t", args.calls, r * args.calls))
             start = time.perf_counter()
-            while journaled._pending:
-                time.sleep(0.005)
+            journaled.wait_until_sent(timeout=60)
             drain_s.append(time.perf_counter() - start)
         journaled.end_parent("FINISHED")
         assert journaled.close(timeout=60) == 0

@@ -416,7 +416,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
     if tracker is not None and tracker.dropped:
         out(f"MLflow refused {len(tracker.dropped)} record(s) (see the log): {tracker.dropped[0]}")
     if unsent:
-        out(f"MLflow at {uri} is unreachable: {unsent} record(s) are kept in {tracker._journal}; "
+        out(f"MLflow at {uri} is unreachable: {unsent} record(s) are kept in {tracker.journal}; "
             f"send them with: rllib-sparse sweep {options.file} --resume")
     if unfinished:
         out(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
@@ -458,16 +458,9 @@ def _start_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: 
     if unsent:
         out(f"sending {unsent} MLflow record(s) the interrupted driver had not sent")
     if options.resume:
-        _wait_until_sent(tracker, options.tracking_flush_timeout)
+        tracker.wait_until_sent(options.tracking_flush_timeout)
         tracker.load_children()  # the high-water steps, after the replayed records
     return tracker
-
-
-def _wait_until_sent(tracker: SweepTracker, timeout: float) -> None:
-    deadline = time.time() + timeout
-    with tracker._lock:
-        while tracker._pending and time.time() < deadline:
-            tracker._lock.wait(1)
 
 
 def _close_interrupted_sweeps(tracker: SweepTracker, runs: Path, spec: SweepSpec, uri: str, file: Path,

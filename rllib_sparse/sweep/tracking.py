@@ -211,6 +211,7 @@ class SweepTracker:
         self._lock = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._give_up_at: float | None = None
         self.outage_since: float | None = None
         self.dropped: list[str] = []  # records refused by a reachable store (one line each)
         self.notify = lambda line: None  # outage start/end lines, for the progress output
@@ -434,6 +435,19 @@ class SweepTracker:
         else:
             raise ValueError(f"unknown tracking record {op!r}")
 
+    @property
+    def journal(self) -> Path | None:
+        """The journal file, once ``start_sending`` was called."""
+        return self._journal
+
+    def wait_until_sent(self, timeout: float) -> int:
+        """Block until every journaled record is sent, or ``timeout`` seconds; returns how many are left."""
+        deadline = time.time() + timeout
+        with self._lock:
+            while self._pending and time.time() < deadline:
+                self._lock.wait(1)
+            return len(self._pending)
+
     def close(self, timeout: float, progress=None) -> int:
         """Send what is pending, waiting up to ``timeout`` seconds for an unreachable store; returns
         how many records are still unsent (kept in the journal for ``--resume``)."""
@@ -456,4 +470,3 @@ class SweepTracker:
             self._journal.with_suffix(".acked").unlink(missing_ok=True)
         return unsent
 
-    _give_up_at: float | None = None
