@@ -6,7 +6,13 @@ names below are loaded on first use, so ``import rllib_sparse.sparsity`` stays l
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
+
+# MuJoCo (DeepMind Control, gymnasium's MuJoCo tasks) needs no rendering context for state observations;
+# without a choice, importing it probes GLFW/X11 and warns on every headless machine and Ray worker.
+# A user who renders pixels sets MUJOCO_GL=egl (or osmesa) before importing us; that choice is kept.
+os.environ.setdefault("MUJOCO_GL", "disable")
 
 __version__ = "0.1.0"
 
@@ -28,6 +34,7 @@ _PUBLIC = {
     # environments (gymnasium, ale-py) and the env-family registry
     "make_atari": "rllib_sparse.envs",
     "make_atari_vector": "rllib_sparse.envs",
+    "make_dmc": "rllib_sparse.envs",
     "EnvFamily": "rllib_sparse.envs",
     "register_env_family": "rllib_sparse.envs",
     # the algorithm table (no Ray import)
@@ -44,6 +51,8 @@ _PUBLIC = {
     "sparse_module_spec": "rllib_sparse.rllib",
     "with_diagnostics": "rllib_sparse.rllib",
     "learner_diagnostics": "rllib_sparse.rllib",
+    "SparseSACConfig": "rllib_sparse.rllib.sac",
+    "DDPGConfig": "rllib_sparse.rllib.ddpg",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -101,7 +101,7 @@ register_algorithm(AlgorithmRow(
     smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_frozen(min_time_s_per_iteration=0),
     summary="PPO's module, V-trace learner"))
 register_algorithm(AlgorithmRow(
-    "SAC", f"{_RLLIB}.sac:SACConfig", f"{_OURS}.modules:SparseSACTorchRLModule",
+    "SAC", f"{_OURS}.sac:SparseSACConfig", f"{_OURS}.modules:SparseSACTorchRLModule",
     f"{_OURS}.catalogs:SparseSACCatalog", f"{_OURS}.learners:SparseSACTorchLearner",
     f"{_RLLIB}.sac.torch.sac_torch_learner:SACTorchLearner",
     smoke_training=_OFF_POLICY_SMOKE,
@@ -114,3 +114,9 @@ register_algorithm(AlgorithmRow(
     smoke_training=_OFF_POLICY_SMOKE,
     smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
     summary="one Q network (critic); dueling and double-Q"))
+register_algorithm(AlgorithmRow(
+    "DDPG", f"{_OURS}.ddpg:DDPGConfig", f"{_OURS}.ddpg.module:SparseDDPGTorchRLModule",
+    f"{_OURS}.ddpg.module:SparseDDPGCatalog", action_spaces=("Box",),
+    smoke_training=_OFF_POLICY_SMOKE,
+    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    summary="deterministic tanh policy (actor) and one Q network (critic); SAC's off-policy loop"))

@@ -13,6 +13,9 @@ EPISODE_RETURN_MAX = "episode_return_max"
 EPISODE_LENGTH = "episode_len_mean"
 #: RLlib's own return where the env family replaced it (Atari: per life, clipped rewards).
 TRAINING_EPISODE_RETURN = "training_episode_return_mean"
+#: Mean return of the deterministic policy's evaluation episodes (the paper's number on DMC), in the
+#: iterations that evaluate (``evaluation:`` in a sweep file). Same full-episode rule as above.
+EVALUATION_RETURN = "evaluation_return_mean"
 ENV_STEPS = "env_steps"
 ITERATION = "iteration"
 TIME_TOTAL = "time_total_s"
@@ -31,8 +34,24 @@ DIAGNOSTICS = "diag"
 DIAGNOSTICS_PREFIX = DIAGNOSTICS + "/"
 
 #: The per-iteration keys logged to MLflow besides the prefixed families above.
-TRACKED = (EPISODE_RETURN, EPISODE_RETURN_MAX, EPISODE_LENGTH, TRAINING_EPISODE_RETURN, ENV_STEPS, ITERATION,
-           TIME_TOTAL, TIME_THIS_ITERATION, ENV_STEPS_PER_S)
+TRACKED = (EPISODE_RETURN, EPISODE_RETURN_MAX, EPISODE_LENGTH, TRAINING_EPISODE_RETURN, EVALUATION_RETURN, ENV_STEPS,
+           ITERATION, TIME_TOTAL, TIME_THIS_ITERATION, ENV_STEPS_PER_S)
+
+
+def study_return(results: dict) -> float | None:
+    """The return a study compares: the evaluation return where the trial evaluates, else the training one."""
+    for key in (EVALUATION_RETURN, EPISODE_RETURN):
+        value = results.get(key)
+        if isinstance(value, (int, float)) and value == value:
+            return float(value)
+    return None
+
+
+def format_return(value: float | None) -> str:
+    """A return for a progress line; before any episode has finished, words instead of ``nan``."""
+    if value is None or value != value:
+        return "no episode finished yet"
+    return f"{value:.2f}"
 TRACKED_PREFIXES = (LEARNER_PREFIX, MASK_PREFIX, DIAGNOSTICS_PREFIX)
 
 

@@ -122,7 +122,9 @@ def test_validate_command_prints_the_grid(tmp_path):
     assert bad.stderr.count("\n") == 1 and "needs image observations" in bad.stderr
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [pytest.param(p, marks=[pytest.mark.slow] if p.name.startswith("dmc_hard") else [])
+                                  for p in sorted((REPO / "tune_configs").glob("*.yaml"))],  # 240 trials: ~35 s
+                         ids=lambda p: p.name)
 def test_every_shipped_sweep_file_validates(path):
     assert plan(load_sweep(path))
 

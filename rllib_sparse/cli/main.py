@@ -241,9 +241,11 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{planned.nonzero_params:,} non-zero of {planned.dense_params:,} parameters", flush=True)
         for step in iterate_trial(runner, spec):
             metrics = step.metrics
+            evaluation = metrics.get(m.EVALUATION_RETURN)
             print(f"iter {step.iteration:>3}  env_steps {int(metrics.get(m.ENV_STEPS, 0)):>8,}  "
-                  f"return {metrics.get(m.EPISODE_RETURN, float('nan')):8.2f}  "
-                  f"({metrics.get(m.TIME_TOTAL, 0):6.1f} s)", flush=True)
+                  f"return {m.format_return(metrics.get(m.EPISODE_RETURN))}  "
+                  + (f"eval return {m.format_return(evaluation)}  " if evaluation is not None else "")
+                  + f"({metrics.get(m.TIME_TOTAL, 0):6.1f} s)", flush=True)
             by_network: dict[str, list[str]] = {}
             for key, value in step.diagnostics.items():
                 parts = key.split("/")
@@ -251,7 +253,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     by_network.setdefault(parts[1], []).append(f"{parts[2]} {value:.3g}")
             for network, values in by_network.items():
                 print(f"     {network}: {'  '.join(values)}", flush=True)
-        print(f"done: final return {metrics.get(m.EPISODE_RETURN, float('nan')):.2f}; "
+        print(f"done: final return {m.format_return(m.study_return(metrics))}; "
               f"max |masked weight| over learner and env runners = {runner.max_masked_weight()}")
         if args.checkpoint:
             folder = os.path.abspath(args.checkpoint)
@@ -270,7 +272,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_rllib()
     options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
                            tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
-                           tracking=not args.no_tracking, num_cpus=args.num_cpus)
+                           tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose)
     try:
         return run_sweep(options)
     except SweepInputError as error:
@@ -365,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the file's, else sqlite:///./mlruns/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep of this study")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (e.g. to measure its cost)")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show Ray's, Tune's and MLflow's own log lines (they always go to the sweep's log file)")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("submit", help="submit a sweep to a Ray cluster as a Ray Job")

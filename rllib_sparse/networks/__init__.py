@@ -2,7 +2,7 @@
 
 from rllib_sparse.networks.cnn import ImpalaCNN, NatureCNN
 from rllib_sparse.networks.config import NetworkOverrides, NetworkShape, SparseModelConfig
-from rllib_sparse.networks.init import linear_head
+from rllib_sparse.networks.init import GaussianHead, linear_head
 from rllib_sparse.networks.mlp import MLP, SimBa
 from rllib_sparse.networks.normalization import RunningObsNorm
 from rllib_sparse.networks.registry import (
@@ -15,6 +15,7 @@ from rllib_sparse.networks.registry import (
 
 __all__ = [
     "MLP",
+    "GaussianHead",
     "ImpalaCNN",
     "ModelEntry",
     "NatureCNN",

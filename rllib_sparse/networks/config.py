@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rllib_sparse.errors import validate
 from rllib_sparse.networks.registry import get_model, registered_models
@@ -38,9 +38,20 @@ class NetworkOverrides(BaseModel):
 
     model_config = _STRICT
     width: Width | None = None
+    #: This network's width as a multiple of the shared ``width`` (rounded; at least 1), so one grid
+    #: axis scales actor and critic together, as SimBa does (actor 128 at critic 512: 0.25). Not with
+    #: ``width`` (one way to say a width).
+    width_scale: Annotated[float, Field(gt=0.0, le=64.0)] | None = None
     depth: Depth | None = None
     sparsity: Sparsity | None = None
     allocation: str | None = None
+
+    @model_validator(mode="after")
+    def _one_width(self) -> NetworkOverrides:
+        if self.width is not None and self.width_scale is not None:
+            raise ValueError(f"width={self.width} and width_scale={self.width_scale} are both set; "
+                             "allowed: one of them")
+        return self
 
     @field_validator("allocation")
     @classmethod
@@ -97,9 +108,12 @@ class SparseModelConfig(BaseModel):
     def network(self, role: Role) -> NetworkShape:
         entry = get_model(self.name)
         override: NetworkOverrides = getattr(self, role)
+        width = override.width or self.width or entry.default_width
+        if override.width_scale is not None:
+            width = min(MAX_WIDTH, max(1, round((self.width or entry.default_width) * override.width_scale)))
         return NetworkShape(
             model=self.name,
-            width=override.width or self.width or entry.default_width,
+            width=width,
             depth=override.depth or self.depth or entry.default_depth,
             sparsity=self.sparsity if override.sparsity is None else override.sparsity,
             allocation=override.allocation or self.allocation,

@@ -13,7 +13,6 @@ from mlflow.tracking import MlflowClient
 from rllib_sparse import metrics
 from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SWEEP_TAG, TRIAL_TAG
 
-RETURN_METRIC = metrics.EPISODE_RETURN
 DIAGNOSTIC_PREFIX = metrics.DIAGNOSTICS_PREFIX
 
 
@@ -69,7 +68,9 @@ class Trial:
 
     @property
     def final_return(self) -> float:
-        return self.metrics.get(RETURN_METRIC, math.nan)
+        """The last evaluation return where the trial evaluates (the paper's number), else training's."""
+        value = metrics.study_return(self.metrics)
+        return math.nan if value is None else value
 
     @property
     def env_steps(self) -> float:

@@ -18,7 +18,7 @@ from ray.rllib.core.models.configs import MLPEncoderConfig
 from ray.rllib.utils.annotations import override
 from torch import nn
 
-from rllib_sparse.networks import SparseModelConfig, build_network, get_model, linear_head
+from rllib_sparse.networks import GaussianHead, SparseModelConfig, build_network, get_model, linear_head
 from rllib_sparse.rllib.encoders import ActorCriticEncoder, BatchEncoder
 
 #: The key under an RLlib ``model_config`` that holds the :class:`SparseModelConfig`.
@@ -85,7 +85,19 @@ class SparsePPOCatalog(SparseCatalogMixin, PPOCatalog):
 
 
 class SparseSACCatalog(SparseCatalogMixin, SACCatalog):
-    """SAC: policy network and head; Q networks on (s, a) for Box actions, on s for Discrete ones."""
+    """SAC: policy network and head; Q networks on (s, a) for Box actions, on s for Discrete ones.
+
+    For Box actions the policy head is two kernels (mean, log-std) as in the paper's code, and the
+    action distribution uses the authors' log-std map (``rllib_sparse.rllib.sac``).
+    """
+
+    @override(SACCatalog)
+    def get_action_dist_cls(self, framework: str):
+        if isinstance(self.action_space, gym.spaces.Box):
+            from rllib_sparse.rllib.sac import PaperSquashedGaussian
+
+            return PaperSquashedGaussian
+        return super().get_action_dist_cls(framework)
 
     @override(SACCatalog)
     def build_encoder(self, framework: str = "torch") -> BatchEncoder:
@@ -98,6 +110,8 @@ class SparseSACCatalog(SparseCatalogMixin, SACCatalog):
     @override(SACCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
         width = _output_dim(self.sparse_config.network("actor"))
+        if isinstance(self.action_space, gym.spaces.Box):
+            return GaussianHead(width, int(self.action_space.shape[0]))
         return linear_head(width, self.action_dist_input_dim())
 
     @override(SACCatalog)

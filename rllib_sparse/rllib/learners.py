@@ -10,6 +10,8 @@ stay fair. They also keep the newest training rows for the diagnostics when aske
 
 from __future__ import annotations
 
+import math
+
 import torch
 from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
@@ -61,7 +63,37 @@ class SparseIMPALATorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, I
 
 
 class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACTorchLearner):
-    pass
+    """RLlib's SAC learner, with the paper's AdamW and target entropy when the config asks for them
+    (``SparseSACConfig.weight_decay`` / ``target_entropy_scale``; ``rllib_sparse.rllib.sac``)."""
+
+    @override(SACTorchLearner)
+    def configure_optimizers_for_module(self, module_id, config=None) -> None:
+        weight_decay = float(getattr(config, "weight_decay", 0.0) or 0.0)
+        if not weight_decay:
+            return super().configure_optimizers_for_module(module_id, config)
+        module = self._module[module_id]
+        networks = {"qf": ((module.qf_encoder, module.qf), config.critic_lr)}
+        if config.twin_q:
+            networks["qf_twin"] = ((module.qf_twin_encoder, module.qf_twin), config.critic_lr)
+        networks["policy"] = ((module.pi_encoder, module.pi), config.actor_lr)
+        for name, (parts, lr) in networks.items():
+            params = [p for part in parts for p in self.get_parameters(part)]
+            # Decoupled decay on every parameter (biases and LayerNorm too), optax's eps: as the paper.
+            optimizer = torch.optim.AdamW(params, weight_decay=weight_decay, eps=1e-8)
+            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer, params=params,
+                                    lr_or_lr_schedule=lr)
+        temperature = self.curr_log_alpha[module_id]  # no weight decay on the temperature
+        self.register_optimizer(module_id=module_id, optimizer_name="alpha",
+                                optimizer=torch.optim.Adam([temperature], eps=1e-8), params=[temperature],
+                                lr_or_lr_schedule=config.alpha_lr)
+
+    @override(SACTorchLearner)
+    def _get_target_entropy(self, module_id):
+        scale = getattr(self.config.get_config_for_module(module_id), "target_entropy_scale", None)
+        if scale is None:
+            return super()._get_target_entropy(module_id)
+        action_space = self._module_spec.module_specs[module_id].action_space
+        return float(scale) * float(math.prod(action_space.shape))
 
 
 class SparseDQNTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, DQNTorchLearner):

@@ -9,10 +9,13 @@ with every weight sync.
 
 from __future__ import annotations
 
+import gymnasium as gym
+import torch
 from ray.rllib.algorithms.appo.torch.default_appo_torch_rl_module import DefaultAPPOTorchRLModule
 from ray.rllib.algorithms.dqn.torch.default_dqn_torch_rl_module import DefaultDQNTorchRLModule
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
+from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.utils.annotations import override
 from torch import nn
@@ -146,6 +149,13 @@ class SparseAPPOTorchRLModule(SparseModuleMixin, DefaultAPPOTorchRLModule):
 class SparseSACTorchRLModule(SparseModuleMixin, DefaultSACTorchRLModule):
     default_catalog_class = SparseSACCatalog
 
+    @override(DefaultSACTorchRLModule)
+    def _forward_exploration(self, batch: dict, t: int | None = None, **kwargs) -> dict:
+        """Uniform random actions for the first ``random_warmup_steps`` global env steps (the paper's
+        5,000), then the policy. ``t`` is RLlib's global env-step count, restored with a checkpoint."""
+        random = random_warmup_actions(self, batch, t)
+        return random if random is not None else super()._forward_exploration(batch, t=t, **kwargs)
+
     def network_layout(self) -> NetworkLayout:
         return {"actor": ("actor", ("pi_encoder", "pi")),
                 "critic": ("critic", ("qf_encoder", "qf")),
@@ -157,6 +167,20 @@ class SparseDQNTorchRLModule(SparseModuleMixin, DefaultDQNTorchRLModule):
 
     def network_layout(self) -> NetworkLayout:
         return {"critic": ("critic", ("encoder", "af", "vf"))}
+
+
+def random_warmup_actions(module: RLModule, batch: dict, t: int | None) -> dict | None:
+    """``{ACTIONS: U(-1, 1)}`` in RLlib's normalised action space while ``t`` < the warm-up, else None.
+
+    Normalised: RLlib's module-to-env connector rescales [-1, 1] to the env's bounds
+    (``normalize_actions``), so the actions are uniform over the env's own box.
+    """
+    warmup = int(module.model_config.get("random_warmup_steps") or 0)
+    if not warmup or t is None or t >= warmup or not isinstance(module.action_space, gym.spaces.Box):
+        return None
+    obs = batch[Columns.OBS]
+    shape = (obs.shape[0], *module.action_space.shape)
+    return {Columns.ACTIONS: torch.rand(shape, device=obs.device) * 2.0 - 1.0}
 
 
 def _has_submodule(root, name: str) -> bool:

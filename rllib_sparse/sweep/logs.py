@@ -20,9 +20,13 @@ _LIBRARIES = ("ray", "mlflow", "alembic", "urllib3", "filelock", "py.warnings", 
 
 
 class LibraryLogs:
-    """While open, library log records (and Python warnings) go to one file, not to the terminal."""
+    """While open, library log records (and Python warnings) go to one file, not to the terminal.
 
-    def __init__(self):
+    ``echo`` (``sweep --verbose``): they go to the file and stay on the terminal too.
+    """
+
+    def __init__(self, echo: bool = False):
+        self.echo = echo
         handle, name = tempfile.mkstemp(prefix="rllib-sparse-sweep-", suffix=".log")
         os.close(handle)
         self.path = Path(name)
@@ -35,15 +39,23 @@ class LibraryLogs:
         for name in _LIBRARIES:
             logger = logging.getLogger(name)
             self._saved.append((logger, list(logger.handlers), logger.propagate, logger.level))
-            for handler in list(logger.handlers):
-                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                    logger.removeHandler(handler)
             logger.addHandler(self._handler)
             logger.propagate = False
             if name == "":
                 logger.setLevel(logging.INFO)
+        self.recapture()
         logging.captureWarnings(True)
         return self
+
+    def recapture(self) -> None:
+        """Take the terminal handlers off again: ``ray.init`` puts its own back on the ``ray`` logger."""
+        if self.echo:
+            return
+        for name in _LIBRARIES:
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    logger.removeHandler(handler)
 
     def move_to(self, path: Path) -> None:
         """Continue the log at ``path`` (what was logged so far comes along)."""

@@ -32,16 +32,19 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
         config = with_env_family(config)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
-    allowed = training_settings(config)
-    for key in point.training:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{source}: training.{key} is not a {spec.algorithm} training setting{hint} "
-                             f"(see {type(config).__name__}.training)")
-    for key, value in point.training.items():
-        _check_training_value(config, key, value, source, spec.algorithm)
-    config = config.training(**point.training)
+    for section, values in (("training", point.training), ("reporting", spec.reporting)):
+        allowed = config_settings(config, section)
+        for key in values:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"{source}: {section}.{key} is not a {spec.algorithm} {section} setting{hint} "
+                                 f"(see {type(config).__name__}.{section})")
+        for key, value in values.items():
+            _check_training_value(config, key, value, source, spec.algorithm, section)
+    config = config.training(**point.training).reporting(**spec.reporting)
+    if spec.evaluation is not None:
+        config = config.evaluation(**spec.evaluation.rllib_settings())
     if spec.smoke:
         config = _smoke(config, get_algorithm(spec.algorithm))
     resources = spec.resources
@@ -54,7 +57,13 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
         config = config.rl_module(model_config={"vf_share_layers": True})
     if spec.diagnostics is not None:
         config = with_diagnostics(config, spec.diagnostics.batch_size)
-    return with_sparse_model(config, point.model, algorithm=spec.algorithm)
+    config = with_sparse_model(config, point.model, algorithm=spec.algorithm)
+    try:
+        config.validate()  # RLlib's own checks (e.g. DDPG's one critic), here rather than after Ray started
+    except ValueError as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{source}: {first}") from None
+    return config
 
 
 def _smoke(config: AlgorithmConfig, row: AlgorithmRow) -> AlgorithmConfig:
@@ -81,7 +90,8 @@ def _kind(value) -> str | None:
     return None
 
 
-def _check_training_value(config: AlgorithmConfig, key: str, value, source: str, algorithm: str) -> None:
+def _check_training_value(config: AlgorithmConfig, key: str, value, source: str, algorithm: str,
+                          section: str = "training") -> None:
     """Refuse ``lr: fast`` here, not after Ray started: the value must be of its default's kind.
 
     A float setting also takes an RLlib schedule (``[[timestep, value], ...]``); settings whose default
@@ -103,7 +113,7 @@ def _check_training_value(config: AlgorithmConfig, key: str, value, source: str,
     else:
         ok = isinstance(value, dict)
     if not ok:
-        raise ValueError(f"{source}: training.{key}={value!r} is invalid: {algorithm}'s {key} is {kind} "
+        raise ValueError(f"{source}: {section}.{key}={value!r} is invalid: {algorithm}'s {key} is {kind} "
                          f"(default {default!r}); allowed: {kind}")
 
 
@@ -113,12 +123,12 @@ def _is_schedule(value) -> bool:
                     and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p) for p in value))
 
 
-def training_settings(config: AlgorithmConfig) -> set[str]:
-    """Names ``config.training(...)`` takes: each class's ``training`` forwards ``**kwargs`` upward."""
+def config_settings(config: AlgorithmConfig, section: str = "training") -> set[str]:
+    """Names ``config.<section>(...)`` takes: each class's method forwards ``**kwargs`` upward."""
     names: set[str] = set()
     for cls in type(config).__mro__:
-        if "training" in vars(cls):
-            names |= set(inspect.signature(vars(cls)["training"]).parameters)
+        if section in vars(cls):
+            names |= set(inspect.signature(vars(cls)[section]).parameters)
     return names - {"self", "kwargs"}
 
 
@@ -166,6 +176,11 @@ def curate(result: dict, family: EnvFamily | None = None) -> dict[str, float]:
             out[m.EPISODE_RETURN] = float(runners[family.full_episode_return])
             if family.full_episode_length is not None:
                 out[m.EPISODE_LENGTH] = float(runners[family.full_episode_length])
+    evaluation = (result.get("evaluation") or {}).get("env_runners") or {}
+    full = family.full_episode_return if family is not None else None
+    eval_key = full or "episode_return_mean"
+    if isinstance(evaluation.get(eval_key), (int, float)) and evaluation[eval_key] == evaluation[eval_key]:
+        out[m.EVALUATION_RETURN] = float(evaluation[eval_key])
     if out.get(m.TIME_THIS_ITERATION):
         sampled = ((result.get("env_runners") or {}).get("num_env_steps_sampled") or 0)
         out[m.ENV_STEPS_PER_S] = float(sampled) / out[m.TIME_THIS_ITERATION]

@@ -30,6 +30,7 @@ from rllib_sparse.sweep.tracking import (
     SweepTracker,
     check_tracking_uri,
     default_tracking_uri,
+    runs_view,
     ui_command,
 )
 from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
@@ -53,6 +54,7 @@ class SweepOptions:
     tracking: bool = True
     num_cpus: int | None = None
     runs_dir: Path = Path(RUNS_DIR)
+    verbose: bool = False  # Ray's, Tune's and MLflow's log lines on the terminal too (they always go to the log file)
     extra_callbacks: list = field(default_factory=list)  # more Tune callbacks (e.g. another tracker)
     #: Seconds the end of a sweep waits for an unreachable tracking store before leaving the unsent
     #: records in the journal for ``--resume``.
@@ -235,8 +237,10 @@ class ProgressPrinter(Callback):
         if result.get(ALREADY_FINISHED_KEY):
             self._line(trial, "had finished before the interruption; not run again")
             return
+        evaluation = result.get(m.EVALUATION_RETURN)
         self._line(trial, f"iter {int(result.get(m.ITERATION, 0)):>4}  env_steps {int(result.get(m.ENV_STEPS, 0)):>9,}"
-                          f"  return {result.get(m.EPISODE_RETURN, float('nan')):9.2f}")
+                          f"  return {m.format_return(result.get(m.EPISODE_RETURN))}"
+                          + (f"  eval return {m.format_return(evaluation)}" if evaluation is not None else ""))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._status(trial, "FINISHED")
@@ -330,7 +334,7 @@ def _latest_sweep(study_dir: Path) -> Path | None:
 def run_sweep(options: SweepOptions, out: Callable[[str], None] = print) -> int:
     """Run (or ``resume``) the sweep of ``options.file``; returns the exit code."""
     prepared = prepare(options)
-    with LibraryLogs() as logs:
+    with LibraryLogs(echo=options.verbose) as logs:
         try:
             return _run(options, prepared, logs, out)
         finally:
@@ -353,6 +357,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
     started_ray = not ray.is_initialized()
     if started_ray:
         _start_ray(options)
+        logs.recapture()  # ray.init put its own terminal handler back on the "ray" logger
     status, failed, unfinished, grid, tracker = "FAILED", [], [], None, None
     try:
         bundles = runner_class(spec.algorithm).resources(spec, trials[0].point)
@@ -411,7 +416,8 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
             _write_meta(runs / f"{meta['stamp']}.json", meta)
         if started_ray:
             ray.shutdown()
-    summary(spec, trials, grid, failed, uri, experiment_dir, out)
+    summary(spec, trials, grid, failed, uri, experiment_dir, out,
+            experiment_id=tracker.experiment_id if tracker is not None else None)
     out(f"Ray, Tune and MLflow logs: {logs.path}")
     if tracker is not None and tracker.dropped:
         out(f"MLflow refused {len(tracker.dropped)} record(s) (see the log): {tracker.dropped[0]}")
@@ -506,20 +512,24 @@ def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
     return {"spec": spec.model_dump(mode="json"), "index": tune.grid_search(list(range(len(trials))))}
 
 
-def summary(spec, trials, grid, failed, uri, experiment_dir, out) -> None:
+def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id: str | None = None) -> None:
     """Final return per width x sparsity (mean over seeds), the failures, and where to look."""
-    final = {r.config["index"]: (r.metrics or {}).get(m.EPISODE_RETURN) for r in grid} if grid else {}
+    final = {r.config["index"]: m.study_return(r.metrics or {}) for r in grid} if grid else {}
+    evaluated = any(m.EVALUATION_RETURN in (r.metrics or {}) for r in grid or [])
     cells: dict[tuple, list[float]] = {}
     for index, t in enumerate(trials):
-        actor = t.point.model.network("actor")
+        # The shared width when the grid scales it (actor and critic together), else the actor's.
+        shape = t.point.model.network("actor")
+        width = t.point.model.width or shape.width
         ret = final.get(index)
-        cells.setdefault((actor.width, actor.sparsity), [])
-        if ret is not None and ret == ret:
-            cells[(actor.width, actor.sparsity)].append(ret)
+        cells.setdefault((width, shape.sparsity), [])
+        if ret is not None:
+            cells[(width, shape.sparsity)].append(ret)
     widths = sorted({w for w, _ in cells})
     sparsities = sorted({s for _, s in cells})
     out("")
-    out(f"final episode return (mean over seeds) of {spec.name!r}:")
+    kind = "evaluation" if evaluated else "episode"
+    out(f"final {kind} return (mean over seeds) of {spec.name!r}:")
     out("width \\ sparsity " + "".join(f"{s:>10g}" for s in sparsities))
     for w in widths:
         row = [cells.get((w, s)) for s in sparsities]
@@ -529,4 +539,7 @@ def summary(spec, trials, grid, failed, uri, experiment_dir, out) -> None:
     out(f"Tune folder: {experiment_dir}")
     if uri:
         out(f"MLflow: {ui_command(uri)}   (experiment {spec.experiment_name!r})")
+        if experiment_id is not None:
+            # MLflow 3's UI lands on an overview page; this opens the parent/child run table directly.
+            out(f"        runs: {runs_view(uri, experiment_id)}")
     sys.stdout.flush()

@@ -25,8 +25,8 @@ from rllib_sparse.networks import SparseModelConfig
 
 #: Grid axes on the sparse model, as dotted paths into ``model``.
 MODEL_AXES = ("width", "depth", "sparsity", "allocation",
-              "actor.width", "actor.depth", "actor.sparsity", "actor.allocation",
-              "critic.width", "critic.depth", "critic.sparsity", "critic.allocation")
+              "actor.width", "actor.width_scale", "actor.depth", "actor.sparsity", "actor.allocation",
+              "critic.width", "critic.width_scale", "critic.depth", "critic.sparsity", "critic.allocation")
 #: Grid axes on the run itself.
 RUN_AXES = ("seed", "env")
 #: Any ``training.<name>`` (an argument of the algorithm's ``config.training(...)``) is an axis too.
@@ -103,6 +103,24 @@ class DiagnosticsSpec(BaseModel):
         return {"delta": self.delta, "taus": tuple(self.taus), "interference_samples": self.interference_samples}
 
 
+class EvaluationSpec(BaseModel):
+    """Evaluation as the paper does it: the deterministic policy, ``episodes`` episodes every
+    ``every_iterations`` iterations, on separate env runners' episodes (never the training ones).
+
+    Reported as ``evaluation_return_mean``; a study's scaling curves and report use it when present.
+    Make an iteration a fixed number of env steps (``reporting.min_sample_timesteps_per_iteration``)
+    to evaluate every N env steps.
+    """
+
+    model_config = _Strict
+    every_iterations: Positive
+    episodes: Positive = 10
+
+    def rllib_settings(self) -> dict[str, Any]:
+        return {"evaluation_interval": self.every_iterations, "evaluation_duration": self.episodes,
+                "evaluation_duration_unit": "episodes", "evaluation_config": {"explore": False}}
+
+
 class ModuleOptions(BaseModel):
     """RLlib model_config keys our modules honour besides the sparse model itself."""
 
@@ -127,6 +145,9 @@ class SweepSpec(BaseModel):
     diagnostics: DiagnosticsSpec | None = None
     grid: dict[str, list[Any]] = {}
     training: dict[str, Any] = {}
+    #: Arguments of RLlib's ``config.reporting(...)`` (e.g. ``min_sample_timesteps_per_iteration``).
+    reporting: dict[str, Any] = {}
+    evaluation: EvaluationSpec | None = None
     stop: StopSpec
     resources: ResourcesSpec = ResourcesSpec()
     checkpoint: CheckpointSpec = CheckpointSpec()
@@ -174,7 +195,7 @@ class SweepSpec(BaseModel):
                 _check_finite(value, f"grid.{axis}")
         return grid
 
-    @field_validator("training", "env_config")
+    @field_validator("training", "env_config", "reporting")
     @classmethod
     def _finite(cls, values: dict[str, Any], info) -> dict[str, Any]:
         for key, value in values.items():

@@ -151,6 +151,12 @@ def ui_command(uri: str) -> str:
     return f"open {uri}"
 
 
+def runs_view(uri: str, experiment_id: str) -> str:
+    """The address of an experiment's run table in MLflow's UI (``mlflow ui``'s default port for a file store)."""
+    base = "http://127.0.0.1:5000" if urlparse(uri).scheme in ("sqlite", "file", "") else uri.rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs"
+
+
 @functools.lru_cache(maxsize=1)
 def _git_commit() -> str | None:
     try:
@@ -180,6 +186,12 @@ _CLIENT_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST
 _RETRY_DELAYS = (0.5, 1, 2, 5)
 #: A write that fails this often while the store is reachable is a bad record, not an outage.
 _MAX_FAILURES_WHILE_UP = 3
+
+
+#: MLflow 3's UI opens an experiment without this tag as a GenAI one (a traces overview saying "No data");
+#: with it, the experiment opens in the run table, where the sweep's parent and child runs are.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
 
 
 class SweepTracker:
@@ -221,11 +233,14 @@ class SweepTracker:
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
+            if EXPERIMENT_KIND_TAG not in found.tags:  # made by an older version or by hand: ours now
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND)
             return found.experiment_id
         location = None
         if urlparse(self.uri).scheme == "sqlite":
             location = (sqlite_path(self.uri).resolve().parent / "artifacts").as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        return self.client.create_experiment(name, artifact_location=location,
+                                             tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND})
 
     def start_parent(self, sweep_name: str, run_id: str | None = None, params: dict | None = None,
                      sweep_file: Path | None = None) -> str:
