@@ -155,8 +155,9 @@ def test_fused_twin_keeps_groups_and_hyper_parameters():
 def test_sac_prunes_every_network_including_twin_q_and_targets(trained):
     learner = trained["SAC"]["learner"]
     assert set(learner["sparsity"]) == {"actor", "critic", "critic_twin"}
-    # actor: input, 2 block layers, head; each critic: input, 4 block layers, head; 2 target critics
-    assert learner["num_sparse"] == 4 + 2 * 6 + 2 * 6
+    # actor: input, 2 block layers, 2 head kernels (mean, log-std: the authors' two Dense layers);
+    # each critic: input, 4 block layers, head; 2 target critics
+    assert learner["num_sparse"] == 5 + 2 * 6 + 2 * 6
     assert learner["num_target_sparse"] == 2 * 6
 
 
