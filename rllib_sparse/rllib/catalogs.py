@@ -52,6 +52,11 @@ class SparseCatalogMixin:
         net = build_network(spec.model, tuple(self.observation_space.shape), spec.width, spec.depth, extra_dim)
         return BatchEncoder(net, use_actions=with_actions)
 
+    def feature_dim(self, role: str) -> int:
+        """Feature size of the ``role`` network (from the registry, so heads need not build it)."""
+        spec = self.sparse_config.network(role)
+        return int(get_model(spec.model).output_dim(spec.width))
+
     def action_dist_input_dim(self) -> int:
         dist_cls = self.get_action_dist_cls(framework="torch")
         return int(dist_cls.required_input_dim(space=self.action_space, model_config=self._model_config_dict))
@@ -73,7 +78,7 @@ class SparsePPOCatalog(SparseCatalogMixin, PPOCatalog):
         return ActorCriticEncoder(actor, critic, shared=self.vf_share_layers)
 
     def _width(self, role: str) -> int:
-        return _output_dim(self.sparse_config.network("actor" if self.vf_share_layers else role))
+        return self.feature_dim("actor" if self.vf_share_layers else role)
 
     @override(PPOCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
@@ -109,14 +114,14 @@ class SparseSACCatalog(SparseCatalogMixin, SACCatalog):
 
     @override(SACCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
-        width = _output_dim(self.sparse_config.network("actor"))
+        width = self.feature_dim("actor")
         if isinstance(self.action_space, gym.spaces.Box):
             return GaussianHead(width, int(self.action_space.shape[0]))
         return linear_head(width, self.action_dist_input_dim())
 
     @override(SACCatalog)
     def build_qf_head(self, framework: str = "torch") -> nn.Module:
-        width = _output_dim(self.sparse_config.network("critic"))
+        width = self.feature_dim("critic")
         outputs = self.action_space.n if isinstance(self.action_space, gym.spaces.Discrete) else 1
         return linear_head(width, int(outputs))
 
@@ -129,7 +134,7 @@ class SparseDQNCatalog(SparseCatalogMixin, DQNCatalog):
         return self.build_network("critic")
 
     def _width(self) -> int:
-        return _output_dim(self.sparse_config.network("critic"))
+        return self.feature_dim("critic")
 
     @override(DQNCatalog)
     def build_af_head(self, framework: str = "torch") -> nn.Module:
@@ -139,7 +144,3 @@ class SparseDQNCatalog(SparseCatalogMixin, DQNCatalog):
     def build_vf_head(self, framework: str = "torch") -> nn.Module:
         return linear_head(self._width(), 1)
 
-
-def _output_dim(spec) -> int:
-    """Feature size of a network (from the registry, so heads need not build the network)."""
-    return int(get_model(spec.model).output_dim(spec.width))

@@ -44,6 +44,18 @@ def fused_twin(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return type(optimizer)(groups, fused=True)
 
 
+def register_network_optimizers(learner: Learner, module_id, networks: dict, weight_decay: float) -> None:
+    """One optimizer per network (``name -> ((sub-modules...), lr)``), as the paper's code has them:
+    AdamW with decoupled decay on every parameter (biases and LayerNorm too) when ``weight_decay`` > 0,
+    else Adam; optax's eps (1e-8) either way."""
+    for name, (parts, lr) in networks.items():
+        params = [p for part in parts for p in learner.get_parameters(part)]
+        optimizer = (torch.optim.AdamW(params, weight_decay=weight_decay, eps=1e-8) if weight_decay
+                     else torch.optim.Adam(params, eps=1e-8))
+        learner.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer, params=params,
+                                   lr_or_lr_schedule=lr)
+
+
 class FusedAdamLearnerMixin:
     @override(Learner)
     def register_optimizer(self, *, optimizer, **kwargs) -> None:
@@ -76,12 +88,7 @@ class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACT
         if config.twin_q:
             networks["qf_twin"] = ((module.qf_twin_encoder, module.qf_twin), config.critic_lr)
         networks["policy"] = ((module.pi_encoder, module.pi), config.actor_lr)
-        for name, (parts, lr) in networks.items():
-            params = [p for part in parts for p in self.get_parameters(part)]
-            # Decoupled decay on every parameter (biases and LayerNorm too), optax's eps: as the paper.
-            optimizer = torch.optim.AdamW(params, weight_decay=weight_decay, eps=1e-8)
-            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer, params=params,
-                                    lr_or_lr_schedule=lr)
+        register_network_optimizers(self, module_id, networks, weight_decay)
         temperature = self.curr_log_alpha[module_id]  # no weight decay on the temperature
         self.register_optimizer(module_id=module_id, optimizer_name="alpha",
                                 optimizer=torch.optim.Adam([temperature], eps=1e-8), params=[temperature],

@@ -3,7 +3,6 @@ DDPG's two losses (``losses``) and no temperature."""
 
 from __future__ import annotations
 
-import torch
 from ray.rllib.algorithms.sac.sac_learner import QF_LOSS_KEY, QF_MEAN_KEY, QF_PREDS, TD_ERROR_MEAN_KEY
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.columns import Columns
@@ -14,21 +13,16 @@ from ray.rllib.utils.metrics import TD_ERROR_KEY
 from rllib_sparse.rllib.ddpg import losses
 from rllib_sparse.rllib.ddpg.module import Q_OF_ACTOR, Q_TARGET_NEXT
 from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
-from rllib_sparse.rllib.learners import FusedAdamLearnerMixin
+from rllib_sparse.rllib.learners import FusedAdamLearnerMixin, register_network_optimizers
 
 
 class SparseDDPGTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACTorchLearner):
     @override(SACTorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self._module[module_id]
-        weight_decay = float(config.weight_decay or 0.0)
-        for name, parts, lr in (("qf", (module.qf_encoder, module.qf), config.critic_lr),
-                                ("policy", (module.pi_encoder, module.pi), config.actor_lr)):
-            params = [p for part in parts for p in self.get_parameters(part)]
-            optimizer = (torch.optim.AdamW(params, weight_decay=weight_decay, eps=1e-8) if weight_decay
-                         else torch.optim.Adam(params, eps=1e-8))
-            self.register_optimizer(module_id=module_id, optimizer_name=name, optimizer=optimizer, params=params,
-                                    lr_or_lr_schedule=lr)
+        networks = {"qf": ((module.qf_encoder, module.qf), config.critic_lr),
+                    "policy": ((module.pi_encoder, module.pi), config.actor_lr)}
+        register_network_optimizers(self, module_id, networks, float(config.weight_decay or 0.0))
 
     @override(SACTorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):

@@ -14,7 +14,7 @@ from ray.rllib.utils.annotations import override
 from torch import nn
 
 from rllib_sparse.networks import linear_head
-from rllib_sparse.rllib.catalogs import SparseSACCatalog, _output_dim
+from rllib_sparse.rllib.catalogs import SparseSACCatalog
 from rllib_sparse.rllib.ddpg import losses
 from rllib_sparse.rllib.modules import SparseSACTorchRLModule, random_warmup_actions
 
@@ -30,7 +30,7 @@ class SparseDDPGCatalog(SparseSACCatalog):
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"DDPG needs Box (continuous) actions; got {self.action_space}")
-        return linear_head(_output_dim(self.sparse_config.network("actor")), int(self.action_space.shape[0]))
+        return linear_head(self.feature_dim("actor"), int(self.action_space.shape[0]))
 
     @override(SparseSACCatalog)
     def get_action_dist_cls(self, framework: str):
