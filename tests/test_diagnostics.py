@@ -183,7 +183,8 @@ def test_network_diagnostics_on_a_planted_network():
         head.weight.copy_(torch.tensor([[1.0, 2.0, 0.0, 0.0]]))
     x = torch.rand(64, 3) + 0.1  # positive inputs: features are (x0, x1, 0, 0)
     encoder.train()
-    metrics, cosines = network_diagnostics(encoder, head, x, taus=(0.0,), interference_samples=6)
+    metrics, cosines = network_diagnostics(encoder, head, x, dormant="post_activation", taus=(0.0,),
+                                           interference_samples=6)
     assert encoder.training  # mode restored
     assert metrics["srank"] == float(srank(torch.stack([x[:, 0], x[:, 1]], 1)))  # the two live directions
     assert metrics["srank"] <= 2
@@ -240,3 +241,67 @@ def test_iqm_and_bootstrap_summary():
     assert summarize([7.0, 7.0]).low == summarize([7.0, 7.0]).high == 7.0
     assert summarize([5.0, float("nan")]).n == 1 and summarize([]).n == 0
     assert summarize([1.0, 5.0, 2.0], seed=3) == summarize([1.0, 5.0, 2.0], seed=3)  # reproducible
+
+
+# ------------------------------------------------------------------ the paper's dormant convention, grad norm
+
+def test_dormant_conventions_differ_as_the_paper_and_the_usual_definition_do():
+    """Pre-activation (the paper's code): W x scores neuron 3 (-x2) as alive, only the zero row is dead,
+    in percent; post-activation: ReLU silences neuron 3 too, as a fraction."""
+    from rllib_sparse.diagnostics import network_diagnostics
+
+    x = torch.rand(64, 3) + 0.1
+    paper, _ = network_diagnostics(_PlantedEncoder(), nn.Linear(4, 1), x, interference_samples=0)
+    assert paper["dormant_pct_tau0.1"] == 25.0 and paper["dormant_pct_tau0.1/fc"] == 25.0
+    assert "dormant_pct_tau0.2" in paper and not any(k.startswith("dormant_tau") for k in paper)
+    usual, _ = network_diagnostics(_PlantedEncoder(), nn.Linear(4, 1), x, dormant="post_activation",
+                                   interference_samples=0)
+    assert usual["dormant_tau0"] == 0.5 and usual["dormant_tau0.1/act"] == 0.5 and "dormant_pct_tau0.1" not in usual
+    with pytest.raises(ValueError, match="dormant convention 'pre' is unknown; allowed: pre_activation, post_activation"):
+        network_diagnostics(_PlantedEncoder(), nn.Linear(4, 1), x, dormant="pre", interference_samples=0)
+
+
+def test_paper_dormant_count_scores_the_simba_dense_outputs_before_relu_and_residual():
+    from rllib_sparse.diagnostics import network_diagnostics
+    from rllib_sparse.diagnostics.metrics import dormant_ratios
+    from rllib_sparse.networks.mlp import SimBa
+    from rllib_sparse.sparsity import sparsify
+
+    torch.manual_seed(0)
+    encoder = SimBa(obs_dim=5, width=16, depth=2, extra_dim=2)
+    sparsify(encoder, 0.8, seed=0)
+    obs, act = torch.randn(128, 5), torch.randn(128, 2)
+    metrics, _ = network_diagnostics(encoder, nn.Linear(16, 1), obs, act, taus=(0.2,), interference_samples=0)
+    layers = sorted(k.split("/", 1)[1] for k in metrics if k.startswith("dormant_pct_tau0.2/"))
+    assert layers == ["blocks.0.down", "blocks.0.up", "blocks.1.down", "blocks.1.up", "input"]
+    # By hand: the same outputs, taken apart (eval mode: the observation statistics do not move).
+    encoder.eval()
+    with torch.no_grad():
+        z = encoder.input(torch.cat([encoder.obs_norm(obs), act], -1))
+        outputs = {"input": z}
+        for i, block in enumerate(encoder.blocks):
+            up = block.up(block.norm(z))
+            down = block.down(torch.relu(up))
+            outputs |= {f"blocks.{i}.up": up, f"blocks.{i}.down": down}
+            z = z + down
+    per_layer, total = dormant_ratios(outputs, 0.2)
+    assert metrics["dormant_pct_tau0.2"] == pytest.approx(100 * total)
+    assert all(metrics[f"dormant_pct_tau0.2/{k}"] == pytest.approx(100 * v) for k, v in per_layer.items())
+    assert outputs["blocks.0.up"].min() < 0  # pre-activation: the ReLU has not cut the negatives yet
+
+
+def test_gradient_norm_window_is_the_mean_of_per_update_norms():
+    from rllib_sparse.diagnostics import GradientNormWindow
+
+    actor, critic = nn.Linear(2, 1, bias=False), nn.Linear(2, 1, bias=False)
+    window = GradientNormWindow({"actor": [actor], "critic": [critic, critic]})  # shared parameters once
+    assert window.mean_and_reset() == ({}, 0)
+    for x in ([3.0, 4.0], [0.0, 1.0]):  # gradient of w.x is x: norms 5 and 1
+        actor.zero_grad()
+        critic.zero_grad()
+        actor(torch.tensor([x])).sum().backward()
+        (2 * critic(torch.tensor([x]))).sum().backward()
+        window.add_update()
+    means, updates = window.mean_and_reset()
+    assert updates == 2 and means == {"actor": pytest.approx(3.0), "critic": pytest.approx(6.0)}  # not |mean grad|
+    assert window.mean_and_reset() == ({}, 0)  # a new window

@@ -57,7 +57,8 @@ def test_learner_diagnostics_report_every_network_and_change_nothing(ray_local, 
         state = lambda: on_learners(algo_, lambda l: {k: v.clone() for k, v in  # noqa: E731
                                                       l.module[DEFAULT_MODULE_ID].state_dict().items()})[0]
         before = state()
-        found = learner_diagnostics(algo_, interference_samples=6, taus=(0.0, 0.1))
+        found = learner_diagnostics(algo_, interference_samples=6)  # the paper's dormant convention
+        usual = learner_diagnostics(algo_, interference_samples=0, dormant="post_activation", taus=(0.0, 0.1))
         after = state()
     finally:
         algo_.stop()
@@ -69,9 +70,13 @@ def test_learner_diagnostics_report_every_network_and_change_nothing(ray_local, 
         m = {k.split("/", 2)[2]: v for k, v in metrics.items() if k.startswith(f"diag/{network}/")}
         assert m["rows"] == 96.0
         assert 1 <= m["srank"] <= 32  # at most the feature width (32) and the batch (96)
-        assert 0.0 <= m["dormant_tau0"] <= m["dormant_tau0.1"] <= 1.0
-        assert any(k.startswith("dormant_tau0.1/") for k in m)  # per layer too
+        assert 0.0 <= m["dormant_pct_tau0.1"] <= m["dormant_pct_tau0.2"] <= 100.0
+        assert any(k.startswith("dormant_pct_tau0.1/") for k in m)  # per layer too
+        u = {k.split("/", 2)[2]: v for k, v in usual["metrics"].items() if k.startswith(f"diag/{network}/")}
+        assert 0.0 <= u["dormant_tau0"] <= u["dormant_tau0.1"] <= 1.0 and "dormant_pct_tau0.1" not in u
         assert m["param_norm"] > 0 and m["feature_norm"] > 0 and m["grad_norm"] > 0
+        # The mean over every update of the two iterations; the second call starts a new window.
+        assert m["grad_norm_updates"] >= 2 and u["grad_norm_updates"] == 0
         assert -1.0 <= m["grad_cosine_mean"] <= 1.0 and 0.0 <= m["grad_negative_fraction"] <= 1.0
         matrix = cosines[network]
         assert matrix.shape == (6, 6) and np.allclose(matrix, matrix.T) and np.allclose(np.diag(matrix), 1.0)

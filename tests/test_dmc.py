@@ -262,3 +262,31 @@ def test_train_smoke_of_ddpg_on_dmc_reports_evaluation_and_exact_zero_masks(tmp_
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "eval return" in run.stdout
     assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("algorithm", ["SAC", "DDPG"])
+def test_random_warmup_ending_mid_episode_keeps_the_episode_whole(ray_local, algorithm):
+    """Pendulum's episodes are 200 steps; a 50-step warm-up ends inside the first one. The episode's
+    random and policy chunks must concatenate in the replay buffer (same columns on both sides)."""
+    from rllib_sparse import DDPGConfig, SparseSACConfig, learner_diagnostics, with_diagnostics, with_sparse_model
+
+    config_class = SparseSACConfig if algorithm == "SAC" else DDPGConfig
+    config = (config_class().environment("Pendulum-v1")
+              .training(random_warmup_steps=50, num_steps_sampled_before_learning_starts=64,
+                        train_batch_size_per_learner=32, training_intensity=32, twin_q=False)
+              .env_runners(num_env_runners=0).reporting(min_sample_timesteps_per_iteration=40,
+                                                        min_time_s_per_iteration=0))
+    algo = with_diagnostics(with_sparse_model(config, "mlp", width=16, sparsity=0.5), rows=32).build_algo()
+    try:
+        algo.train()
+        before_learning = learner_diagnostics(algo, interference_samples=0)  # 40 steps: no update yet
+        for _ in range(3):  # 160 steps: the warm-up's end (50) and the learning start (64) in one episode
+            result = algo.train()
+        after = learner_diagnostics(algo, interference_samples=0)
+    finally:
+        algo.stop()
+    assert before_learning == {"metrics": {}, "cosines": {}}  # a sweep's diagnostics skip the warm-up
+    assert after["metrics"]["diag/critic/grad_norm"] > 0 and after["metrics"]["diag/critic/grad_norm_updates"] >= 1
+    assert result["num_env_steps_sampled_lifetime"] >= 160
+    assert any("loss" in key for key in result["learners"]["default_policy"])  # it learned after the warm-up

@@ -246,12 +246,20 @@ def test_pure_torch_layers_do_not_import_ray():
     assert run.stdout.strip() == "[]"
 
 
-def test_float_gradient_mask_is_learner_only_and_never_saved():
+def test_float_gradient_mask_exists_from_construction_follows_the_weight_and_is_never_saved():
     net = mlp()
     sparsify(net, 0.9)
-    with torch.no_grad():
-        net(torch.randn(4, 8))
-    assert "grad_mask" not in dict(net[2].named_buffers())  # inference copies do not pay for it
+    buffers_before = dict(net.named_buffers())
     net(torch.randn(4, 8)).sum().backward()
+    assert dict(net.named_buffers()).keys() == buffers_before.keys()  # a forward adds nothing (torch.compile)
     assert torch.equal(net[2].grad_mask, net[2].mask.float())
     assert not any(key.endswith("grad_mask") for key in net.state_dict())
+    net.double()
+    assert net[2].grad_mask.dtype == torch.float64 and torch.equal(net[2].grad_mask, net[2].mask.double())
+    other = mlp()
+    sparsify(other, 0.9, seed=123)  # another mask, loaded into ``net``: the gradient mask follows it
+    net.load_state_dict(other.double().state_dict())
+    assert torch.equal(net[2].grad_mask, other[2].mask.double())
+    net.zero_grad()
+    net(torch.randn(4, 8, dtype=torch.float64)).sum().backward()
+    assert net[2].weight.grad[~other[2].mask].abs().max() == 0.0

@@ -135,7 +135,8 @@ def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
     assert load_sweep(write(tmp_path, BASE)).diagnostics is None  # absent: off
     spec = load_sweep(write(tmp_path, dict(BASE, diagnostics={})))
     diag = spec.diagnostics
-    assert (diag.every, diag.batch_size, diag.delta, diag.taus) == (10, 1024, 0.01, [0.0, 0.1])
+    assert (diag.every, diag.batch_size, diag.delta, diag.dormant, diag.taus) == (10, 1024, 0.01, "pre_activation", None)
+    assert diag.learner_settings()["taus"] is None  # the convention's own: the paper's 0.1 and 0.2
     assert [i for i in range(1, 31) if diag.due(i, last=False)] == [10, 20, 30]
     assert diag.due(7, last=True)  # a trial's last iteration always gets them
     config = trial_config(spec, spec.points()[0])
@@ -143,5 +144,7 @@ def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
     assert ROWS_KEY not in trial_config(load_sweep(write(tmp_path, BASE)), spec.points()[0]).learner_config_dict
     with pytest.raises(ValueError, match=r"diagnostics\.taus\.0.*1\.5"):
         load_sweep(write(tmp_path, dict(BASE, diagnostics={"taus": [1.5]})))
-    with pytest.raises(ValueError, match=r"unknown key 'diagnostics.evry'; did you mean 'every'\? allowed: batch_size, delta, every"):
+    with pytest.raises(ValueError, match=r"unknown key 'diagnostics.evry'; did you mean 'every'\? allowed: batch_size, delta, dormant, every"):
         load_sweep(write(tmp_path, dict(BASE, diagnostics={"evry": 5})))
+    with pytest.raises(ValueError, match=r"diagnostics\.dormant.*'pre'.*pre_activation.*post_activation"):
+        load_sweep(write(tmp_path, dict(BASE, diagnostics={"dormant": "pre"})))

@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from rllib_sparse.diagnostics.metrics import (
+    dormant_convention,
     dormant_ratios,
     gradient_cosines,
     interference_summary,
     parameter_norm,
-    recorded_activations,
+    recorded_outputs,
     srank,
 )
 
@@ -38,6 +39,37 @@ def gradient_norm(modules: Sequence[nn.Module]) -> float:
     return math.sqrt(total)
 
 
+class GradientNormWindow:
+    """Per network, the sum of each update's gradient L2 norm (over its kept weights: pruned entries
+    hold 0) and the number of updates, since the last ``mean_and_reset``.
+
+    Why: the paper's code logs the mean of the per-update norms over a logging window; one
+    minibatch's norm is far noisier and not the same number. ``add_update`` costs one fused norm
+    per network and stays on the device (no host sync), so it can run after every update.
+    """
+
+    def __init__(self, networks: dict[str, list[nn.Module]]):
+        self._params = {name: list({id(p): p for m in modules for p in m.parameters()}.values())
+                        for name, modules in networks.items()}
+        self._sums: dict[str, torch.Tensor] = {}
+        self.updates = 0
+
+    def add_update(self) -> None:
+        for name, params in self._params.items():
+            grads = [p.grad for p in params if p.grad is not None]
+            if grads:
+                norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+                self._sums[name] = self._sums[name] + norm if name in self._sums else norm
+        self.updates += 1
+
+    def mean_and_reset(self) -> tuple[dict[str, float], int]:
+        """``({network: mean norm}, number of updates)`` of this window, then start a new one."""
+        means = {name: float(total) / self.updates for name, total in self._sums.items()} if self.updates else {}
+        window = (means, self.updates)
+        self._sums, self.updates = {}, 0
+        return window
+
+
 def network_diagnostics(
     encoder: nn.Module,
     head: nn.Module,
@@ -45,15 +77,18 @@ def network_diagnostics(
     extra: torch.Tensor | None = None,
     *,
     delta: float = 0.01,
-    taus: Sequence[float] = (0.0, 0.1),
+    dormant: str = "pre_activation",
+    taus: Sequence[float] | None = None,
     interference_samples: int = 32,
     chunk_size: int = 8,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Metrics of ``head(encoder(obs, extra))`` and the gradient-cosine matrix.
 
     - ``srank`` and ``feature_norm`` (mean L2 norm per sample) of the encoder output;
-    - ``dormant_tau<τ>`` over the encoder's post-activation outputs (all its neurons together), and
-      per layer (``dormant_tau<τ>/<layer>``);
+    - dormant neurons of the encoder at each τ (default: the convention's), all its layers' neurons
+      together and per layer: ``dormant_pct_tau<τ>[/<layer>]`` in percent of the pre-activation outputs
+      of every weight layer (``dormant="pre_activation"``, the paper's code, default), or
+      ``dormant_tau<τ>[/<layer>]`` as a fraction of post-activation outputs (``"post_activation"``);
     - ``param_norm`` over encoder and head;
     - ``grad_cosine_mean``/``grad_negative_fraction``: per-sample gradients of the head's output
       (summed over its units: the network function's own gradient, independent of the algorithm's
@@ -65,18 +100,20 @@ def network_diagnostics(
     encoder.eval()
     head.eval()
     try:
-        with torch.no_grad(), recorded_activations(encoder) as activations:
+        convention = dormant_convention(dormant)
+        with torch.no_grad(), recorded_outputs(encoder, convention.modules) as outputs:
             features = encoder(obs, extra) if extra is not None else encoder(obs)
         metrics: dict[str, float] = {
             "srank": float(srank(features, delta)),
             "feature_norm": float(features.norm(dim=1).mean()),
             "param_norm": math.hypot(parameter_norm(encoder), parameter_norm(head)),
         }
-        for tau in taus:
-            per_layer, total = dormant_ratios(activations, tau)
-            metrics[f"dormant_tau{tau:g}"] = total
-            metrics.update({f"dormant_tau{tau:g}/{name}": value for name, value in per_layer.items()})
-        cosines = torch.zeros(0, 0)
+        for tau in convention.default_taus if taus is None else taus:
+            per_layer, total = dormant_ratios(outputs, tau)
+            key = f"{convention.key}_tau{tau:g}"
+            metrics[key] = total * convention.scale
+            metrics.update({f"{key}/{name}": value * convention.scale for name, value in per_layer.items()})
+        cosines = torch.zeros(0, 0, device=obs.device)
         if interference_samples >= 2:
             cosines = _output_gradient_cosines(encoder, head, obs, extra, interference_samples, chunk_size)
             metrics.update(interference_summary(cosines))

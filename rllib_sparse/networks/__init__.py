@@ -12,6 +12,7 @@ from rllib_sparse.networks.registry import (
     register_model,
     registered_models,
 )
+from rllib_sparse.networks.target import polyak_update_
 
 __all__ = [
     "MLP",
@@ -27,6 +28,7 @@ __all__ = [
     "build_network",
     "get_model",
     "linear_head",
+    "polyak_update_",
     "register_model",
     "registered_models",
 ]

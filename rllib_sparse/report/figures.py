@@ -120,11 +120,19 @@ def heatmap_figure(study: Study) -> Figure:
 
 def _curve_key(study: Study, network: str, curve: str) -> str | None:
     keys = [k for k in study.diagnostic_keys() if k.startswith(metrics.diagnostic(network, ""))]
-    if curve == "dormant":  # the largest τ logged: the stricter of the usual thresholds
-        dormant = [k for k in keys if k.split("/")[2].startswith("dormant_tau") and k.count("/") == 2]
-        return max(dormant, key=lambda k: float(k.rsplit("tau", 1)[1]), default=None)
+    if curve == "dormant":  # the paper's convention (percent) first, then the largest τ logged
+        dormant = [k for k in keys
+                   if k.count("/") == 2 and k.split("/")[2].startswith(("dormant_tau", "dormant_pct_tau"))]
+        return max(dormant, key=lambda k: ("dormant_pct" in k, float(k.rsplit("tau", 1)[1])), default=None)
     key = metrics.diagnostic(network, curve)
     return key if key in keys else None
+
+
+def _dormant_label(key: str) -> str:
+    tau = key.rsplit("tau", 1)[1]
+    if "dormant_pct" in key:
+        return f"dormant % (pre-activation, τ {tau})"
+    return f"dormant fraction (post-activation, τ {tau})"
 
 
 def diagnosed_networks(study: Study) -> list[str]:
@@ -153,7 +161,7 @@ def diagnostics_figure(study: Study, env: str, network: str) -> Figure | None:
                 first = next(t for t in trials if (t.width, t.depth) == (width, depth))
                 ax.set_title(f"{network}, {size_label(first, vary)}")
             if j == 0:
-                ax.set_ylabel(label if "dormant" not in key else f"{label} ({key.rsplit('_', 1)[1]})")
+                ax.set_ylabel(label if "dormant" not in key else _dormant_label(key))
             if i == len(curves) - 1:
                 ax.set_xlabel("env steps")
             ax.grid(alpha=0.3)

@@ -4,8 +4,9 @@ The Learner is where the trained weights, the gradients of the last update and t
 all are, so the diagnostics run there (also on a remote or GPU learner) and only numbers travel back.
 While enabled, our Learners keep references to the newest training rows (observations, and actions
 for critics that take them) as they pass through the loss: no copy, no extra sampling. A diagnostic
-call evaluates the networks on those rows without training on them again; the gradient norm is the
-one the last update's loss left in ``.grad``.
+call evaluates the networks on those rows without training on them again. The gradient norm is the
+mean, over every update since the previous call, of each update's gradient norm per network, as the
+paper's code logs it: one fused norm per network per update, summed on the device (no sync).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
 
 from rllib_sparse import metrics as names
-from rllib_sparse.diagnostics import gradient_norm, network_diagnostics
+from rllib_sparse.diagnostics import GradientNormWindow, gradient_norm, network_diagnostics
 from rllib_sparse.rllib.inspection import on_learners
 from rllib_sparse.sparsity import max_masked_magnitude
 
@@ -56,33 +57,59 @@ class DiagnosticsLearnerMixin:
     """Keeps the newest training rows per module while ``ROWS_KEY`` is set; computes diagnostics."""
 
     @override(Learner)
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+    def compute_losses(self, *, fwd_out, batch):
+        # Here, not in ``compute_loss_for_module``, which an algorithm's own learner (DDPG) overrides.
         rows = int(self.config.learner_config_dict.get(ROWS_KEY, 0) or 0)
         if rows:
             recent = self.__dict__.setdefault("_recent_rows", {})
-            if module_id not in recent or recent[module_id].capacity != rows:
-                recent[module_id] = RecentRows(rows)
-            recent[module_id].add(batch[Columns.OBS], batch.get(Columns.ACTIONS))
-        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
+            for module_id, module_batch in batch.items():
+                if module_id not in recent or recent[module_id].capacity != rows:
+                    recent[module_id] = RecentRows(rows)
+                recent[module_id].add(module_batch[Columns.OBS], module_batch.get(Columns.ACTIONS))
+        return super().compute_losses(fwd_out=fwd_out, batch=batch)
+
+    @override(Learner)
+    def compute_gradients(self, loss_per_module, **kwargs):
+        gradients = super().compute_gradients(loss_per_module, **kwargs)
+        if self.config.learner_config_dict.get(ROWS_KEY, 0):
+            for module_id in loss_per_module:
+                self._grad_norms(module_id).add_update()
+        return gradients
+
+    def _grad_norms(self, module_id: str) -> GradientNormWindow:
+        windows = self.__dict__.setdefault("_grad_norm_windows", {})
+        if module_id not in windows:
+            module = self.module[module_id]
+            module = module.unwrapped() if hasattr(module, "unwrapped") else module
+            windows[module_id] = GradientNormWindow(
+                {network: [encoder, head] for network, (encoder, head, _) in module.networks_to_diagnose().items()})
+        return windows[module_id]
 
     def network_diagnostics(self, module_id: str = DEFAULT_MODULE_ID, *, delta: float = 0.01,
-                            taus: tuple[float, ...] = (0.0, 0.1), interference_samples: int = 32,
-                            chunk_size: int = 8) -> dict[str, Any]:
-        """``{"metrics": {diag/<network>/<name>: value}, "cosines": {network: matrix}}`` (plain values)."""
+                            dormant: str = "pre_activation", taus: tuple[float, ...] | None = None,
+                            interference_samples: int = 32, chunk_size: int = 8) -> dict[str, Any]:
+        """``{"metrics": {diag/<network>/<name>: value}, "cosines": {network: matrix}}`` (plain values).
+
+        Both are empty before the first update (an off-policy warm-up): there is nothing to diagnose yet.
+        """
         module = self.module[module_id]
         module = module.unwrapped() if hasattr(module, "unwrapped") else module
         recent = getattr(self, "_recent_rows", {}).get(module_id)
+        if (recent is None or not len(recent)) and self.config.learner_config_dict.get(ROWS_KEY, 0):
+            return {"metrics": {}, "cosines": {}}
         if recent is None or not len(recent):
             raise RuntimeError(f"no training rows kept for module {module_id!r}: enable diagnostics in the "
                                f"config (learner_config_dict[{ROWS_KEY!r}] > 0) and train an iteration first")
         obs, actions = recent.tensors()
         metrics: dict[str, float] = {names.MAX_MASKED_WEIGHT: max_masked_magnitude(module)}
         cosines = {}
+        grad_norms, updates = self._grad_norms(module_id).mean_and_reset()
         for network, (encoder, head, uses_actions) in module.networks_to_diagnose().items():
             values, matrix = network_diagnostics(
-                encoder, head, obs, actions if uses_actions else None, delta=delta, taus=taus,
+                encoder, head, obs, actions if uses_actions else None, delta=delta, dormant=dormant, taus=taus,
                 interference_samples=interference_samples, chunk_size=chunk_size)
-            values["grad_norm"] = gradient_norm([encoder, head])
+            values["grad_norm"] = grad_norms.get(network, gradient_norm([encoder, head]))
+            values["grad_norm_updates"] = float(updates)
             values["rows"] = float(obs.shape[0])
             metrics.update({names.diagnostic(network, key): value for key, value in values.items()})
             if matrix.numel():

@@ -19,8 +19,12 @@ from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLe
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import LAST_TARGET_UPDATE_TS, NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_TARGET_UPDATES
 
+from rllib_sparse.networks import polyak_update_
 from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
 
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
@@ -62,6 +66,32 @@ class FusedAdamLearnerMixin:
         super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
 
 
+class InPlaceTargetUpdateMixin:
+    """RLlib's DQN/SAC target-network schedule and metrics, with the Polyak step done in place.
+
+    RLlib's ``DQNLearner.after_gradient_based_update`` averages the state dicts and reloads them;
+    ``polyak_update_`` does the same average as one fused ``lerp`` (rllib_sparse.networks.target says
+    why and what it saves). Everything else -- ``target_network_update_freq``, ``tau``, the
+    ``num_target_updates``/``last_target_update_ts`` metrics -- is RLlib's, line for line.
+    """
+
+    @override(Learner)
+    def after_gradient_based_update(self, *, timesteps) -> None:
+        TorchLearner.after_gradient_based_update(self, timesteps=timesteps)  # not DQNLearner's copy
+        timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
+        for module_id, module in self.module._rl_modules.items():
+            config = self.config.get_config_for_module(module_id)
+            unwrapped = module.unwrapped()
+            if (timestep - self.last_update_ts_by_mid[module_id] < config.target_network_update_freq
+                    or not isinstance(unwrapped, TargetNetworkAPI)):
+                continue
+            for main_net, target_net in unwrapped.get_target_network_pairs():
+                polyak_update_(main_net, target_net, config.tau)
+            self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")
+            self.last_update_ts_by_mid[module_id] = timestep
+            self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), timestep, reduce="max")
+
+
 class SparsePPOTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, PPOTorchLearner):
     pass
 
@@ -74,7 +104,7 @@ class SparseIMPALATorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, I
     pass
 
 
-class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACTorchLearner):
+class SparseSACTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, DiagnosticsLearnerMixin, SACTorchLearner):
     """RLlib's SAC learner, with the paper's AdamW and target entropy when the config asks for them
     (``SparseSACConfig.weight_decay`` / ``target_entropy_scale``; ``rllib_sparse.rllib.sac``)."""
 
@@ -103,5 +133,5 @@ class SparseSACTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, SACT
         return float(scale) * float(math.prod(action_space.shape))
 
 
-class SparseDQNTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, DQNTorchLearner):
+class SparseDQNTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, DiagnosticsLearnerMixin, DQNTorchLearner):
     pass

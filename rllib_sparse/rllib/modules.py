@@ -9,6 +9,8 @@ with every weight sync.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import torch
 from ray.rllib.algorithms.appo.torch.default_appo_torch_rl_module import DefaultAPPOTorchRLModule
@@ -153,8 +155,18 @@ class SparseSACTorchRLModule(SparseModuleMixin, DefaultSACTorchRLModule):
     def _forward_exploration(self, batch: dict, t: int | None = None, **kwargs) -> dict:
         """Uniform random actions for the first ``random_warmup_steps`` global env steps (the paper's
         5,000), then the policy. ``t`` is RLlib's global env-step count, restored with a checkpoint."""
+        out = super()._forward_exploration(batch, t=t, **kwargs)
         random = random_warmup_actions(self, batch, t)
-        return random if random is not None else super()._forward_exploration(batch, t=t, **kwargs)
+        if random is None:
+            return out
+        # The same columns as a policy step (where RLlib's connector adds the log-probability of the
+        # sampled action), so that an episode straddling the end of the warm-up concatenates in the
+        # replay buffer: the log-density of the uniform action in the normalised box [-1, 1]^|A|.
+        actions = random[Columns.ACTIONS]
+        dims = actions[0].numel()
+        out[Columns.ACTIONS] = actions
+        out[Columns.ACTION_LOGP] = torch.full(actions.shape[:1], -dims * math.log(2.0), device=actions.device)
+        return out
 
     def network_layout(self) -> NetworkLayout:
         return {"actor": ("actor", ("pi_encoder", "pi")),

@@ -60,31 +60,25 @@ class SparseWeightMixin:
     def init_mask(self, mask: torch.Tensor) -> None:
         if mask.shape != self.weight.shape:
             raise ValueError(f"mask shape {tuple(mask.shape)} does not match weight {tuple(self.weight.shape)}")
-        self.register_buffer("mask", mask.to(device=self.weight.device, dtype=torch.bool))
+        mask = mask.to(device=self.weight.device, dtype=torch.bool)
+        self.register_buffer("mask", mask)
+        # The mask in the weight's dtype, for the gradient product: a float*float product is several
+        # times faster than any float/bool mix. Derived state, so not saved (``persistent=False``);
+        # ``module.to(...)`` moves and casts it with the weight. It exists from construction, never
+        # made lazily in a forward: a module that changes under torch.compile is compiled again.
+        self.register_buffer("grad_mask", mask.to(self.weight.dtype), persistent=False)
         self.apply_mask_()
 
     @torch.no_grad()
     def apply_mask_(self) -> None:
-        """Zero the pruned weights in place."""
+        """Zero the pruned weights in place (and keep the gradient mask equal to the mask)."""
         self.weight.mul_(self.mask)
-        self._buffers.pop("grad_mask", None)  # derived from the mask: rebuilt on next use
-
-    def _grad_mask(self) -> torch.Tensor:
-        """The mask in the weight's dtype, made on first use under autograd (learner copies only).
-
-        A float*float product is several times faster than any float/bool mix; it is derived state,
-        so it is not saved (``persistent=False``) and inference-only copies never allocate it.
-        """
-        grad_mask = self._buffers.get("grad_mask")
-        if grad_mask is None or grad_mask.dtype != self.weight.dtype or grad_mask.device != self.weight.device:
-            grad_mask = self.mask.to(device=self.weight.device, dtype=self.weight.dtype)
-            self.register_buffer("grad_mask", grad_mask, persistent=False)
-        return grad_mask
+        self.grad_mask.copy_(self.mask)
 
     def masked_weight(self) -> torch.Tensor:
         """The weight to compute with: gradient-masked under autograd, untouched otherwise."""
         if torch.is_grad_enabled() and self.weight.requires_grad:
-            return _MaskGradient.apply(self.weight, self._grad_mask())
+            return _MaskGradient.apply(self.weight, self.grad_mask)
         return self.weight
 
     @property

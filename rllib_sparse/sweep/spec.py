@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -92,7 +92,9 @@ class DiagnosticsSpec(BaseModel):
     every: Positive = 10
     batch_size: Annotated[int, Field(ge=2)] = 1024  # srank <= batch: keep it >= the widest feature layer
     delta: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    taus: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)] = [0.0, 0.1]
+    # pre_activation: the paper's code (percent, τ 0.1/0.2); post_activation: the usual one (fraction, τ 0/0.1)
+    dormant: Literal["pre_activation", "post_activation"] = "pre_activation"
+    taus: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)] | None = None
     interference_samples: Annotated[int, Field(ge=0, le=1024)] = 32  # 0: no interference matrix
     save_matrix_at: list[Positive] = []
 
@@ -100,7 +102,8 @@ class DiagnosticsSpec(BaseModel):
         return last or iteration % self.every == 0
 
     def learner_settings(self) -> dict[str, Any]:
-        return {"delta": self.delta, "taus": tuple(self.taus), "interference_samples": self.interference_samples}
+        return {"delta": self.delta, "dormant": self.dormant, "taus": None if self.taus is None else tuple(self.taus),
+                "interference_samples": self.interference_samples}
 
 
 class EvaluationSpec(BaseModel):
