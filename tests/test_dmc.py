@@ -4,6 +4,7 @@ allocation against the Erdős–Rényi rule by hand, and (slow) smoke runs throu
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -244,7 +245,8 @@ def test_sparse_sac_and_ddpg_smoke_on_dmc_and_gymnasium_mujoco(tmp_path, algorit
     run = run_cli("sweep", "s.yaml", "--smoke", "--num-cpus", "2", cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "eval return" in run.stdout and "Wrote the latest version" not in run.stdout
-    assert "runs: http://127.0.0.1:5000/#/experiments/" in run.stdout  # MLflow's run table, not its overview
+    assert re.search(r"runs: http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType=machine_learning$",
+                     run.stdout, re.M)  # MLflow's run table, not its GenAI overview (test_report.py opens it)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     experiment = client.get_experiment_by_name(f"{sweep['name']}-smoke")
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
@@ -290,3 +292,19 @@ def test_random_warmup_ending_mid_episode_keeps_the_episode_whole(ray_local, alg
     assert after["metrics"]["diag/critic/grad_norm"] > 0 and after["metrics"]["diag/critic/grad_norm_updates"] >= 1
     assert result["num_env_steps_sampled_lifetime"] >= 160
     assert any("loss" in key for key in result["learners"]["default_policy"])  # it learned after the warm-up
+
+
+@pytest.mark.ray
+def test_evaluation_return_is_reported_only_in_the_iterations_that_evaluated(tmp_path):
+    """RLlib repeats an evaluation's result in the next iteration's; a curve must not get that
+    earlier measurement again at a later step."""
+    sweep = {"name": "eval-every-2", "algorithm": "PPO", "env": "CartPole-v1", "model": {"name": "mlp", "width": 16},
+             "training": {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1},
+             "evaluation": {"every_iterations": 2, "episodes": 1}, "stop": {"iterations": 4}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
+    run = run_cli("train", "s.yaml", "--num-cpus", "2", cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    lines = re.findall(r"^iter +(\d+) .*$", run.stdout, flags=re.M)
+    evaluated = [int(i) for i, line in zip(lines, re.findall(r"^iter .*$", run.stdout, flags=re.M))
+                 if "eval return" in line]
+    assert [int(i) for i in lines] == [1, 2, 3, 4] and evaluated == [2, 4], run.stdout

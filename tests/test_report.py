@@ -123,3 +123,26 @@ def test_report_says_when_the_experiment_is_missing_or_unfinished(study, tmp_pat
 
     run = _cli("report", "x", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", cwd=folder)
     assert run.returncode == 2 and "no MLflow store there" in run.stderr and not (tmp_path / "none.db").exists()
+
+
+def _page_text(dom: str) -> str:
+    dom = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
+
+
+def test_the_printed_runs_address_opens_mlflows_run_table_in_chromium(study):
+    """What ``sweep`` prints as ``runs:`` opens the parent run's table in MLflow's own UI (a real
+    server on the study's store), not MLflow 3's GenAI traces overview ("No data available")."""
+    from rllib_sparse.sweep.mlflow_server import local_mlflow_server
+    from rllib_sparse.sweep.tracking import runs_view
+
+    folder, uri, parent_run_id = study
+    experiment = MlflowClient(uri).get_experiment_by_name(SWEEP["name"])
+    parent_name = MlflowClient(uri).get_run(parent_run_id).info.run_name
+    with local_mlflow_server(folder / "mlruns", 5071) as server:
+        address = runs_view(server, experiment.experiment_id)
+        page = _browser("--virtual-time-budget=20000", "--dump-dom", address, cwd=folder)
+    assert page.returncode == 0, page.stderr[-2000:]
+    text = _page_text(page.stdout)
+    assert "Runs - Experiment" in text and parent_name in text, text[:1500]
+    assert "No data available" not in text and "Token Usage" not in text

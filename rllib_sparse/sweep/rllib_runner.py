@@ -215,7 +215,13 @@ class RLlibTrialRunner(TrialRunner):
         self.family = env_family(self.point.env)
 
     def train(self) -> dict[str, float]:
-        return curate(self.algo.train(), self.family)
+        metrics = curate(self.algo.train(), self.family)
+        interval = self.algo.config.evaluation_interval
+        if interval and int(metrics.get(m.ITERATION, 0)) % interval:
+            # RLlib evaluates in iterations that are multiples of the interval, and repeats that result in
+            # the next iteration's: a second point at a later step for a policy measured earlier.
+            metrics.pop(m.EVALUATION_RETURN, None)
+        return metrics
 
     def save(self, folder: str) -> None:
         self.algo.save_to_path(folder)

@@ -540,6 +540,6 @@ def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id:
     if uri:
         out(f"MLflow: {ui_command(uri)}   (experiment {spec.experiment_name!r})")
         if experiment_id is not None:
-            # MLflow 3's UI lands on an overview page; this opens the parent/child run table directly.
+            # MLflow 3.17's UI opens in its GenAI mode (a traces overview); this opens the run table.
             out(f"        runs: {runs_view(uri, experiment_id)}")
     sys.stdout.flush()

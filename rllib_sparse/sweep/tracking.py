@@ -152,9 +152,15 @@ def ui_command(uri: str) -> str:
 
 
 def runs_view(uri: str, experiment_id: str) -> str:
-    """The address of an experiment's run table in MLflow's UI (``mlflow ui``'s default port for a file store)."""
+    """The address of an experiment's run table in MLflow's UI (``mlflow ui``'s default port for a file store).
+
+    MLflow 3.17's UI has one browser-wide mode, "GenAI" by default (kept in the browser's local storage,
+    whatever the experiment's tags say), in which an experiment opens on a traces overview saying
+    "No data". ``workflowType=machine_learning`` in the address switches that browser to the model
+    training mode, where an experiment opens on its runs (tests/test_report.py checks it in Chromium).
+    """
     base = "http://127.0.0.1:5000" if urlparse(uri).scheme in ("sqlite", "file", "") else uri.rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 @functools.lru_cache(maxsize=1)
@@ -188,8 +194,8 @@ _RETRY_DELAYS = (0.5, 1, 2, 5)
 _MAX_FAILURES_WHILE_UP = 3
 
 
-#: MLflow 3's UI opens an experiment without this tag as a GenAI one (a traces overview saying "No data");
-#: with it, the experiment opens in the run table, where the sweep's parent and child runs are.
+#: The experiment's kind for MLflow 3's UI: model training, not GenAI. MLflow 3.17 reads it only in its
+#: per-experiment mode; its default browser-wide mode ignores it (``runs_view`` says what works there).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING_KIND = "custom_model_development"
 
