@@ -82,3 +82,18 @@ def test_report_fills_an_empty_folder_and_keeps_it(study_folder):
     run = report(study_folder, "empty")
     assert run.returncode == 0, run.stderr[-2000:]
     assert (empty / "report.html").exists() and empty.stat().st_ino == inode
+
+
+def test_size_labels_name_the_critic_width_where_it_is_set_apart():
+    """The paper's studies scale the actor with the critic (128/512, 256/1024, ...): a label with the
+    actor's width alone would call a 512-wide critic "w128"."""
+    from rllib_sparse.report.figures import size_label
+    from rllib_sparse.report.study import Trial
+
+    def trial(**params):
+        return Trial("r", "t", "FINISHED", {k: str(v) for k, v in params.items()}, {}, 0)
+
+    assert size_label(trial(width=64, depth=1, critic_width=256), depths_vary=False) == "w64/256"
+    assert size_label(trial(width=64, depth=1, critic_width=256), depths_vary=True) == "w64/256-d1"
+    assert size_label(trial(width=32, depth=2, critic_width=32), depths_vary=False) == "w32"
+    assert size_label(trial(width=32, depth=2), depths_vary=True) == "w32-d2"  # runs logged before critic_width

@@ -22,7 +22,9 @@ DIAGNOSTIC_CURVES = (("srank", "srank (δ = 0.01)"), ("dormant", "dormant ratio"
 
 
 def size_label(trial: Trial, depths_vary: bool) -> str:
-    return f"w{trial.width}-d{trial.depth}" if depths_vary else f"w{trial.width}"
+    """``w<width>`` (``w<actor>/<critic>`` where the critic is set apart, as ``validate`` prints it)."""
+    width = f"w{trial.width}" if trial.critic_width == trial.width else f"w{trial.width}/{trial.critic_width}"
+    return f"{width}-d{trial.depth}" if depths_vary else width
 
 
 def _depths_vary(trials: list[Trial]) -> bool:

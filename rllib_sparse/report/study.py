@@ -47,6 +47,11 @@ class Trial:
         return self.param("width", 0, int)
 
     @property
+    def critic_width(self) -> int:
+        """The critic's width (the actor's ``width`` unless the sweep sets the critic apart)."""
+        return self.param("critic_width", self.width, int)
+
+    @property
     def depth(self) -> int:
         return self.param("depth", 0, int)
 
