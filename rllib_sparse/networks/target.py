@@ -16,16 +16,18 @@ from torch import nn
 
 @torch.no_grad()
 def polyak_update_(main: nn.Module, target: nn.Module, tau: float) -> None:
-    """``target <- target + tau * (main - target)`` for every floating-point parameter and buffer.
+    """``target <- target + tau * (main - target)`` for every floating-point tensor of the state dict.
 
-    The same average as RLlib's ``tau * main + (1 - tau) * target`` (to rounding). Non-float buffers
-    (masks, counters) are left alone: RLlib's float average of two equal bool masks gives back the
-    same bits. The two networks must have the same structure (a target made by deep copy).
+    The same average as RLlib's ``tau * main + (1 - tau) * target`` (to rounding), over the same
+    tensors: parameters and saved buffers. Non-float buffers (masks, counters) are left alone: RLlib's
+    float average of two equal bool masks gives back the same bits. Derived, unsaved buffers (a sparse
+    layer's float ``grad_mask``) are not averaged: they would double the work for nothing. The two
+    networks must have the same structure (a target made by deep copy).
     """
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau={tau!r} is invalid; allowed: a number in [0, 1]")
-    main_tensors = dict(main.named_parameters()) | dict(main.named_buffers())
-    target_tensors = dict(target.named_parameters()) | dict(target.named_buffers())
+    main_tensors = main.state_dict(keep_vars=True)  # the live tensors, not copies
+    target_tensors = target.state_dict(keep_vars=True)
     if main_tensors.keys() != target_tensors.keys():
         missing = sorted(main_tensors.keys() ^ target_tensors.keys())[:3]
         raise ValueError(f"main and target networks differ in structure (e.g. {missing}); allowed: a deep copy")
