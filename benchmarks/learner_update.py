@@ -22,7 +22,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a chec
 
 from rllib_sparse.networks import GaussianHead, SimBa, linear_head, polyak_update_  # noqa: E402
 from rllib_sparse.sparsity import sparsify  # noqa: E402
+from timing import ms_per_call  # noqa: E402  (benchmarks/timing.py, beside this script)
 
 OBS, ACT, BATCH = 67, 21, 256
 
@@ -128,17 +128,6 @@ def variant(kind: str, width: int, sparsity: float, device: str):
     return agent, lambda: update(*inputs)
 
 
-def timed(step, device: str, repeats: int) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats * 1000
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -164,7 +153,7 @@ def main() -> None:
         times = {key: [] for key in steps}
         for _ in range(args.rounds):
             for key, (_, step) in steps.items():
-                times[key].append(timed(step, args.device, args.repeats))
+                times[key].append(ms_per_call(step, args.device, args.repeats))
         for kind in kinds:
             dense, sparse = times[(kind, 0.0)], times[(kind, args.sparsity)]
             ratios = [s / d for s, d in zip(sparse, dense)]

@@ -17,9 +17,10 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import torch
+
+from timing import ms_per_call  # benchmarks/timing.py, beside this script
 
 
 def twin_critic(width: int, sparsity: float, device: str):
@@ -31,17 +32,6 @@ def twin_critic(width: int, sparsity: float, device: str):
         if sparsity:
             sparsify(critic, sparsity, seed=0)
     return critics.to(device)
-
-
-def timed(fn, device: str, repeats: int) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats * 1000
 
 
 def main() -> None:
@@ -70,7 +60,7 @@ def main() -> None:
                 fn()  # warm-up
             for _ in range(args.rounds):
                 for name, fn in variants.items():
-                    times[name].append(timed(fn, args.device, args.repeats))
+                    times[name].append(ms_per_call(fn, args.device, args.repeats))
             row = {name: {"ms median": round(statistics.median(t), 2), "min": round(min(t), 2),
                           "max": round(max(t), 2)} for name, t in times.items()}
             ratios = [a / b for a, b in zip(times["rllib state-dict average"], times["in-place lerp"])]

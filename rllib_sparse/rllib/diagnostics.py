@@ -79,11 +79,14 @@ class DiagnosticsLearnerMixin:
     def _grad_norms(self, module_id: str) -> GradientNormWindow:
         windows = self.__dict__.setdefault("_grad_norm_windows", {})
         if module_id not in windows:
-            module = self.module[module_id]
-            module = module.unwrapped() if hasattr(module, "unwrapped") else module
+            networks = self._diagnosed_module(module_id).networks_to_diagnose()
             windows[module_id] = GradientNormWindow(
-                {network: [encoder, head] for network, (encoder, head, _) in module.networks_to_diagnose().items()})
+                {name: [encoder, head] for name, (encoder, head, _) in networks.items()})
         return windows[module_id]
+
+    def _diagnosed_module(self, module_id: str):
+        module = self.module[module_id]
+        return module.unwrapped() if hasattr(module, "unwrapped") else module
 
     def network_diagnostics(self, module_id: str = DEFAULT_MODULE_ID, *, delta: float = 0.01,
                             dormant: str = "pre_activation", taus: tuple[float, ...] | None = None,
@@ -92,8 +95,7 @@ class DiagnosticsLearnerMixin:
 
         Both are empty before the first update (an off-policy warm-up): there is nothing to diagnose yet.
         """
-        module = self.module[module_id]
-        module = module.unwrapped() if hasattr(module, "unwrapped") else module
+        module = self._diagnosed_module(module_id)
         recent = getattr(self, "_recent_rows", {}).get(module_id)
         if (recent is None or not len(recent)) and self.config.learner_config_dict.get(ROWS_KEY, 0):
             return {"metrics": {}, "cosines": {}}
