@@ -51,6 +51,7 @@ _PUBLIC = {
     "sparse_module_spec": "rllib_sparse.rllib",
     "with_diagnostics": "rllib_sparse.rllib",
     "learner_diagnostics": "rllib_sparse.rllib",
+    "with_fast_learner": "rllib_sparse.rllib",
     "SparseSACConfig": "rllib_sparse.rllib.sac",
     "DDPGConfig": "rllib_sparse.rllib.ddpg",
 }

@@ -177,3 +177,40 @@ def test_learners_update_targets_in_place_with_rllibs_schedule(ray_local, algori
         assert learner.metrics.peek((DEFAULT_MODULE_ID, NUM_TARGET_UPDATES)) == expected_updates
     finally:
         algo.stop()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("compile_what", ["forward_train", pytest.param("update", marks=pytest.mark.slow)])
+def test_the_sweep_files_learner_switch_reaches_rllibs_learner_and_masks_stay_exact(ray_local, tmp_path,
+                                                                                     compile_what):
+    import yaml
+    from ray.rllib.core import DEFAULT_MODULE_ID
+
+    from rllib_sparse.rllib.inspection import max_masked_weight
+    from rllib_sparse.sweep.rllib_runner import trial_config
+    from rllib_sparse.sweep.spec import load_sweep
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "fast", "algorithm": "SAC", "env": "Pendulum-v1", "model": {"name": "simba", "width": 32},
+        "grid": {"sparsity": [0.9]}, "stop": {"iterations": 2}, "smoke": True,
+        "learner": {"compile": compile_what, "backend": "aot_eager"}}))
+    spec = load_sweep(path)
+    (point,) = spec.points()
+    algo = trial_config(spec, point).env_runners(num_env_runners=0).build_algo()
+    try:
+        learner = algo.learner_group._learner
+        module = learner.module[DEFAULT_MODULE_ID].unwrapped()
+        if compile_what == "forward_train":  # RLlib swapped in the compiled forward
+            assert hasattr(module._forward_train, "_torchdynamo_orig_callable")
+        else:  # RLlib compiles its whole update step instead
+            assert learner._torch_compile_complete_update and not hasattr(module._forward_train,
+                                                                          "_torchdynamo_orig_callable")
+        before = {k: v.clone() for k, v in module.state_dict().items() if v.is_floating_point()}
+        for _ in range(2):
+            algo.train()
+        moved = [k for k, v in module.state_dict().items() if k in before and not torch.equal(v, before[k])]
+        assert any("weight" in k for k in moved)  # it trained
+        assert max_masked_weight(algo) == 0.0
+    finally:
+        algo.stop()

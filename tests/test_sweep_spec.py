@@ -85,6 +85,10 @@ def test_plan_counts_parameters_and_builds_rllib_configs(tmp_path):
     (lambda d: d["resources"].update(cpus_per_trial=0) if "resources" in d else d.update(
         resources={"cpus_per_trial": 0}), r"resources.cpus_per_trial=0 is invalid"),
     (lambda d: d.update(name="bad name!"), r"name='bad name!' is invalid"),
+    (lambda d: d.update(learner={"compile": "fast"}), r"learner.compile='fast' is invalid: .*'off', 'forward_train'"),
+    (lambda d: d.update(learner={"compile": True}), r"learner.compile=True is invalid"),
+    (lambda d: d.update(learner={"mode": "reduce-overhead"}), r"learner.compile='off' ignores backend/mode; "
+                                                             r"allowed: set learner.compile to forward_train"),
 ])
 def test_bad_files_fail_with_one_line_naming_file_field_value(tmp_path, mutate, message):
     data = yaml.safe_load(yaml.safe_dump(BASE))
@@ -129,6 +133,23 @@ def test_every_shipped_sweep_file_validates(path):
     assert plan(load_sweep(path))
 
 
+def test_learner_section_reaches_rllibs_config_and_a_bare_yaml_off_means_off(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(BASE))
+    spec = load_sweep(write(tmp_path, textwrap.dedent(yaml.safe_dump(data)) + "learner:\n  compile: off\n"))
+    assert spec.learner.compile == "off"
+    point = spec.points()[0]
+    assert trial_config(spec, point).torch_compile_learner is False
+    fast = load_sweep(write(tmp_path, data), ["learner.compile=forward_train", "learner.mode=reduce-overhead"])
+    config = trial_config(fast, point)
+    assert (config.torch_compile_learner, config.torch_compile_learner_what_to_compile,
+            config.torch_compile_learner_dynamo_backend, config.torch_compile_learner_dynamo_mode) == (
+        True, "forward_train", "inductor", "reduce-overhead")
+    assert trial_config(load_sweep(write(tmp_path, data), ["learner.compile=update"]),
+                        point).torch_compile_learner_what_to_compile == "complete_update"
+    # How fast the Learner runs is not part of what the study is: --resume takes the other setting.
+    assert fast.fingerprint() == spec.fingerprint()
+
+
 def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
     from rllib_sparse.rllib.diagnostics import ROWS_KEY
 
@@ -148,3 +169,12 @@ def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
         load_sweep(write(tmp_path, dict(BASE, diagnostics={"evry": 5})))
     with pytest.raises(ValueError, match=r"diagnostics\.dormant.*'pre'.*pre_activation.*post_activation"):
         load_sweep(write(tmp_path, dict(BASE, diagnostics={"dormant": "pre"})))
+
+
+def test_the_documented_sweep_file_validates(tmp_path):
+    import re
+
+    block = re.search(r"```yaml\n(.*?)```", (REPO / "docs" / "sweeps.md").read_text(), re.S).group(1)
+    spec = load_sweep(write(tmp_path, block))
+    assert spec.learner.compile == "off" and spec.diagnostics.dormant == "pre_activation"
+    assert len(spec.points()) == 9

@@ -13,6 +13,7 @@ from rllib_sparse.rllib.learners import (
     SparseIMPALATorchLearner,
     SparsePPOTorchLearner,
     SparseSACTorchLearner,
+    with_fast_learner,
 )
 from rllib_sparse.rllib.modules import (
     SparseAPPOTorchRLModule,
@@ -48,5 +49,6 @@ __all__ = [
     "with_atari",
     "with_diagnostics",
     "with_env_family",
+    "with_fast_learner",
     "with_sparse_model",
 ]

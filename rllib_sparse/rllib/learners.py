@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner
 from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
@@ -21,6 +22,7 @@ from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
+from ray.rllib.core.rl_module.torch import TorchRLModule
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import LAST_TARGET_UPDATE_TS, NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_TARGET_UPDATES
 
@@ -28,6 +30,27 @@ from rllib_sparse.networks import polyak_update_
 from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
 
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
+#: ``compile`` of ``with_fast_learner`` -> RLlib's ``TorchCompileWhatToCompile`` value.
+_COMPILE_WHAT = {"forward_train": "forward_train", "update": "complete_update"}
+
+
+def with_fast_learner(config: AlgorithmConfig, compile: str = "forward_train", *, backend: str = "inductor",
+                      mode: str | None = None) -> AlgorithmConfig:
+    """Switch the Learner's fast path on (``compile="off"``: leave it eager); the sweep key ``learner:``.
+
+    ``forward_train`` compiles the RL module's training forward, ``update`` RLlib's whole update step,
+    both through RLlib's own ``torch_compile_learner`` settings, so every algorithm the project
+    registers gets it. ``backend``/``mode`` are ``torch.compile``'s. What each costs and gains where is
+    measured in docs/benchmarks.md ("Learner fast path"); on CPU it does not pay (docs/design.md).
+    """
+    if compile == "off":
+        return config.framework(torch_compile_learner=False)
+    if compile not in _COMPILE_WHAT:
+        raise ValueError(f"compile={compile!r} is not supported; allowed: off, {', '.join(_COMPILE_WHAT)}")
+    return config.framework(torch_compile_learner=True,
+                            torch_compile_learner_what_to_compile=_COMPILE_WHAT[compile],
+                            torch_compile_learner_dynamo_backend=backend,
+                            torch_compile_learner_dynamo_mode=mode)
 
 
 def fused_twin(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
@@ -61,9 +84,29 @@ def register_network_optimizers(learner: Learner, module_id, networks: dict, wei
 
 
 class FusedAdamLearnerMixin:
+    """Adam/AdamW on the fused kernel (``fused_twin``) and ``compile: forward_train`` that really compiles.
+
+    RLlib 2.60's ``TorchLearner.build`` means to compile each module's ``forward_train`` when
+    ``torch_compile_learner_what_to_compile="forward_train"``, but tests the container
+    (``isinstance(self._module, TorchRLModule)``) instead of each module inside the MultiRLModule, so
+    nothing is compiled and the run stays eager. This mixin compiles what RLlib meant to.
+    """
+
     @override(Learner)
     def register_optimizer(self, *, optimizer, **kwargs) -> None:
         super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
+
+    @override(TorchLearner)
+    def build(self) -> None:
+        super().build()
+        if self._torch_compile_forward_train:
+            for module in self._module._rl_modules.values():
+                if isinstance(module, TorchRLModule) and not _is_compiled(module._forward_train):
+                    module.compile(self._torch_compile_cfg)
+
+
+def _is_compiled(function) -> bool:
+    return hasattr(function, "_torchdynamo_orig_callable")
 
 
 class InPlaceTargetUpdateMixin:

@@ -20,6 +20,7 @@ from rllib_sparse.envs import EnvFamily, env_family
 from rllib_sparse.rllib import algorithm_config, env_spaces, with_env_family, with_sparse_model
 from rllib_sparse.rllib.diagnostics import learner_diagnostics, with_diagnostics
 from rllib_sparse.rllib.inspection import max_masked_weight
+from rllib_sparse.rllib.learners import with_fast_learner
 from rllib_sparse.rllib.sparse_model import planned_module
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
@@ -57,6 +58,7 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
         config = config.rl_module(model_config={"vf_share_layers": True})
     if spec.diagnostics is not None:
         config = with_diagnostics(config, spec.diagnostics.batch_size)
+    config = with_fast_learner(config, **spec.learner.rllib_settings())
     config = with_sparse_model(config, point.model, algorithm=spec.algorithm)
     try:
         config.validate()  # RLlib's own checks (e.g. DDPG's one critic), here rather than after Ray started

@@ -124,6 +124,41 @@ class EvaluationSpec(BaseModel):
                 "evaluation_duration_unit": "episodes", "evaluation_config": {"explore": False}}
 
 
+#: ``learner.compile`` -> RLlib's ``torch_compile_learner_what_to_compile`` (None: not compiled).
+LEARNER_COMPILE = {"off": None, "forward_train": "forward_train", "update": "complete_update"}
+
+
+class LearnerSpec(BaseModel):
+    """The Learner's fast path: RLlib's ``torch.compile`` of the update (docs/design.md says when).
+
+    ``compile: forward_train`` compiles the RL module's training forward (the networks); ``update``
+    compiles RLlib's whole update step (forward, losses, backward, optimizer step); ``off`` is eager.
+    ``backend`` and ``mode`` are ``torch.compile``'s (``mode: reduce-overhead`` captures CUDA graphs on
+    a GPU). Masks stay exact either way (tests/test_fast_learner.py).
+    """
+
+    model_config = _Strict
+    compile: Literal["off", "forward_train", "update"] = "off"
+    backend: Literal["inductor", "aot_eager", "eager", "cudagraphs"] = "inductor"
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare ``off`` as false
+
+    @model_validator(mode="after")
+    def _settings_need_compile(self) -> LearnerSpec:
+        if self.compile == "off" and (self.mode is not None or self.backend != "inductor"):
+            raise ValueError("learner.compile='off' ignores backend/mode; allowed: set learner.compile to "
+                             "forward_train or update to use them")
+        return self
+
+    def rllib_settings(self) -> dict[str, Any]:
+        """Arguments of ``with_fast_learner`` (``rllib_sparse.rllib.learners``)."""
+        return {"compile": self.compile, "backend": self.backend, "mode": self.mode}
+
+
 class ModuleOptions(BaseModel):
     """RLlib model_config keys our modules honour besides the sparse model itself."""
 
@@ -145,6 +180,7 @@ class SweepSpec(BaseModel):
     env_config: dict[str, Any] = {}
     model: SparseModelConfig = SparseModelConfig()
     module: ModuleOptions = ModuleOptions()
+    learner: LearnerSpec = LearnerSpec()
     diagnostics: DiagnosticsSpec | None = None
     grid: dict[str, list[Any]] = {}
     training: dict[str, Any] = {}
@@ -267,8 +303,9 @@ class SweepSpec(BaseModel):
         return [self._point(dict(zip(axes, combo))) for combo in combos]
 
     def fingerprint(self) -> dict[str, Any]:
-        """What makes two sweeps the same study, for ``--resume``: everything but where it is tracked."""
-        return self.model_dump(mode="json", exclude={"tracking"})
+        """What makes two sweeps the same study, for ``--resume``: all but where it is tracked and how fast
+        its Learner runs (``learner`` changes speed, not results)."""
+        return self.model_dump(mode="json", exclude={"tracking", "learner"})
 
     def _point(self, values: dict[str, Any]) -> GridPoint:
         model = self.model.model_dump()
