@@ -105,6 +105,13 @@ def test_gradient_cosines_identical_orthogonal_and_opposite():
     assert summary["grad_cosine_mean"] == pytest.approx(-1 / 3) and summary["grad_negative_fraction"] == pytest.approx(2 / 3)
 
 
+def test_gradient_cosines_are_exactly_symmetric_with_a_unit_diagonal():
+    torch.manual_seed(0)  # float32 rounding alone gave diagonals of 1 - 4e-6 and triangles 5e-8 apart
+    wide = torch.randn(33, 200_000)
+    cos, _ = gradient_cosines(_linear_loss, {"w": torch.zeros(200_000)}, (wide,), chunk_size=16)
+    assert torch.equal(cos, cos.T) and bool((cos.diagonal() == 1.0).all())
+
+
 def test_gradient_cosines_of_a_real_network_match_a_loop_of_backward_passes():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 1))

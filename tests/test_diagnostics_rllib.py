@@ -79,7 +79,7 @@ def test_learner_diagnostics_report_every_network_and_change_nothing(ray_local, 
         assert m["grad_norm_updates"] >= 2 and u["grad_norm_updates"] == 0
         assert -1.0 <= m["grad_cosine_mean"] <= 1.0 and 0.0 <= m["grad_negative_fraction"] <= 1.0
         matrix = cosines[network]
-        assert matrix.shape == (6, 6) and np.allclose(matrix, matrix.T) and np.allclose(np.diag(matrix), 1.0)
+        assert matrix.shape == (6, 6) and np.array_equal(matrix, matrix.T) and np.all(np.diag(matrix) == 1.0)
 
 
 @pytest.mark.ray

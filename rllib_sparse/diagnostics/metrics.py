@@ -142,6 +142,10 @@ def gradient_cosines(
     norms = g.norm(dim=1, keepdim=True)
     unit = g / norms.clamp_min(1e-30)
     cosines = (unit @ unit.T).double()
+    # Symmetric with a unit diagonal by definition; a float32 product rounds its two triangles apart
+    # (BLAS blocking: ~5e-8 seen), which a consumer comparing entries pairwise would trip on.
+    cosines = (cosines + cosines.T) / 2
+    cosines.diagonal().fill_(1.0)
     silent = norms.squeeze(1) == 0  # a zero gradient has no direction: no similarity either way
     cosines[silent] = 0.0
     cosines[:, silent] = 0.0
