@@ -41,7 +41,8 @@ def with_fast_learner(config: AlgorithmConfig, compile: str = "forward_train", *
     ``forward_train`` compiles the RL module's training forward, ``update`` RLlib's whole update step,
     both through RLlib's own ``torch_compile_learner`` settings, so every algorithm the project
     registers gets it. ``backend``/``mode`` are ``torch.compile``'s. What each costs and gains where is
-    measured in docs/benchmarks.md ("Learner fast path"); on CPU it does not pay (docs/design.md).
+    measured in docs/benchmarks.md ("Where an RLlib SAC step goes on CPU"); on CPU it does not pay
+    (docs/design.md, "The Learner fast path").
     """
     if compile == "off":
         return config.framework(torch_compile_learner=False)
@@ -84,17 +85,19 @@ def register_network_optimizers(learner: Learner, module_id, networks: dict, wei
 
 
 class FusedAdamLearnerMixin:
-    """Adam/AdamW on the fused kernel (``fused_twin``) and ``compile: forward_train`` that really compiles.
+    @override(Learner)
+    def register_optimizer(self, *, optimizer, **kwargs) -> None:
+        super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
+
+
+class CompiledForwardLearnerMixin:
+    """``compile: forward_train`` (``with_fast_learner``) that really compiles.
 
     RLlib 2.60's ``TorchLearner.build`` means to compile each module's ``forward_train`` when
     ``torch_compile_learner_what_to_compile="forward_train"``, but tests the container
     (``isinstance(self._module, TorchRLModule)``) instead of each module inside the MultiRLModule, so
     nothing is compiled and the run stays eager. This mixin compiles what RLlib meant to.
     """
-
-    @override(Learner)
-    def register_optimizer(self, *, optimizer, **kwargs) -> None:
-        super().register_optimizer(optimizer=fused_twin(optimizer), **kwargs)
 
     @override(TorchLearner)
     def build(self) -> None:
@@ -135,19 +138,23 @@ class InPlaceTargetUpdateMixin:
             self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), timestep, reduce="max")
 
 
-class SparsePPOTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, PPOTorchLearner):
+class SparsePPOTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
+                            PPOTorchLearner):
     pass
 
 
-class SparseAPPOTorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, APPOTorchLearner):
+class SparseAPPOTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
+                             APPOTorchLearner):
     pass
 
 
-class SparseIMPALATorchLearner(FusedAdamLearnerMixin, DiagnosticsLearnerMixin, IMPALATorchLearner):
+class SparseIMPALATorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
+                               IMPALATorchLearner):
     pass
 
 
-class SparseSACTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, DiagnosticsLearnerMixin, SACTorchLearner):
+class SparseSACTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
+                            DiagnosticsLearnerMixin, SACTorchLearner):
     """RLlib's SAC learner, with the paper's AdamW and target entropy when the config asks for them
     (``SparseSACConfig.weight_decay`` / ``target_entropy_scale``; ``rllib_sparse.rllib.sac``)."""
 
@@ -176,5 +183,6 @@ class SparseSACTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, Dia
         return float(scale) * float(math.prod(action_space.shape))
 
 
-class SparseDQNTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, DiagnosticsLearnerMixin, DQNTorchLearner):
+class SparseDQNTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
+                            DiagnosticsLearnerMixin, DQNTorchLearner):
     pass

@@ -58,7 +58,7 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
         config = config.rl_module(model_config={"vf_share_layers": True})
     if spec.diagnostics is not None:
         config = with_diagnostics(config, spec.diagnostics.batch_size)
-    config = with_fast_learner(config, **spec.learner.rllib_settings())
+    config = with_fast_learner(config, **spec.learner.model_dump())
     config = with_sparse_model(config, point.model, algorithm=spec.algorithm)
     try:
         config.validate()  # RLlib's own checks (e.g. DDPG's one critic), here rather than after Ray started

@@ -124,17 +124,14 @@ class EvaluationSpec(BaseModel):
                 "evaluation_duration_unit": "episodes", "evaluation_config": {"explore": False}}
 
 
-#: ``learner.compile`` -> RLlib's ``torch_compile_learner_what_to_compile`` (None: not compiled).
-LEARNER_COMPILE = {"off": None, "forward_train": "forward_train", "update": "complete_update"}
-
-
 class LearnerSpec(BaseModel):
     """The Learner's fast path: RLlib's ``torch.compile`` of the update (docs/design.md says when).
 
     ``compile: forward_train`` compiles the RL module's training forward (the networks); ``update``
     compiles RLlib's whole update step (forward, losses, backward, optimizer step); ``off`` is eager.
     ``backend`` and ``mode`` are ``torch.compile``'s (``mode: reduce-overhead`` captures CUDA graphs on
-    a GPU). Masks stay exact either way (tests/test_fast_learner.py).
+    a GPU). Masks stay exact either way (tests/test_fast_learner.py). The fields are the arguments of
+    ``with_fast_learner`` (``rllib_sparse.rllib.learners``).
     """
 
     model_config = _Strict
@@ -153,10 +150,6 @@ class LearnerSpec(BaseModel):
             raise ValueError("learner.compile='off' ignores backend/mode; allowed: set learner.compile to "
                              "forward_train or update to use them")
         return self
-
-    def rllib_settings(self) -> dict[str, Any]:
-        """Arguments of ``with_fast_learner`` (``rllib_sparse.rllib.learners``)."""
-        return {"compile": self.compile, "backend": self.backend, "mode": self.mode}
 
 
 class ModuleOptions(BaseModel):

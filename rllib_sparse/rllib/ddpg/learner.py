@@ -13,11 +13,16 @@ from ray.rllib.utils.metrics import TD_ERROR_KEY
 from rllib_sparse.rllib.ddpg import losses
 from rllib_sparse.rllib.ddpg.module import Q_OF_ACTOR, Q_TARGET_NEXT
 from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
-from rllib_sparse.rllib.learners import FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, register_network_optimizers
+from rllib_sparse.rllib.learners import (
+    CompiledForwardLearnerMixin,
+    FusedAdamLearnerMixin,
+    InPlaceTargetUpdateMixin,
+    register_network_optimizers,
+)
 
 
-class SparseDDPGTorchLearner(FusedAdamLearnerMixin, InPlaceTargetUpdateMixin, DiagnosticsLearnerMixin,
-                             SACTorchLearner):
+class SparseDDPGTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
+                             DiagnosticsLearnerMixin, SACTorchLearner):
     @override(SACTorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
         module = self._module[module_id]
