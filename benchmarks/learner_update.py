@@ -36,18 +36,32 @@ OBS, ACT, BATCH = 67, 21, 256
 
 
 class Agent(torch.nn.Module):
-    def __init__(self, width: int, sparsity: float):
+    """The paper's SAC networks: a Gaussian tanh actor, one critic (or twin critics), a temperature.
+
+    Defaults are this benchmark's humanoid shape; ``rllib_sac_profile.py`` builds its plain-loop
+    baseline from the same class with Pendulum's shape, plain MLPs and twin critics.
+    """
+
+    def __init__(self, width: int, sparsity: float, *, obs: int = OBS, act: int = ACT, network=SimBa,
+                 actor_width: int | None = None, actor_depth: int = 1, critic_depth: int = 2, twin: bool = False):
         super().__init__()
-        self.actor = torch.nn.Sequential(SimBa(OBS, max(width // 4, 16), 1), GaussianHead(max(width // 4, 16), ACT))
-        self.critic_encoder = SimBa(OBS, width, 2, extra_dim=ACT)
-        self.critic_head = linear_head(width, 1)
+        actor_width = actor_width or max(width // 4, 16)
+        self.act_dim = act
+        self.actor = torch.nn.Sequential(network(obs, actor_width, actor_depth), GaussianHead(actor_width, act))
+        self.critics = torch.nn.ModuleList(
+            torch.nn.ModuleList([network(obs, width, critic_depth, extra_dim=act), linear_head(width, 1)])
+            for _ in range(2 if twin else 1))
         if sparsity:
             sparsify(self.actor, sparsity, seed=0)
-            sparsify(torch.nn.ModuleList([self.critic_encoder, self.critic_head]), sparsity, seed=1)
+            for i, critic in enumerate(self.critics):
+                sparsify(critic, sparsity, seed=1 + i)
         self.log_alpha = torch.nn.Parameter(torch.tensor(math.log(0.01)))
 
-    def q(self, obs, act, encoder=None, head=None):
-        return (head or self.critic_head)((encoder or self.critic_encoder)(obs, act)).squeeze(-1)
+    @staticmethod
+    def q(obs, act, critics) -> torch.Tensor:
+        """The (twin-minimum) Q value of ``critics``: the agent's own or its targets."""
+        values = [head(encoder(obs, act)).squeeze(-1) for encoder, head in critics]
+        return values[0] if len(values) == 1 else torch.minimum(*values)
 
     def policy(self, obs):
         mean, raw = self.actor(obs).chunk(2, dim=-1)
@@ -59,29 +73,29 @@ class Agent(torch.nn.Module):
 
 
 def make_update(agent: Agent):
-    target_encoder, target_head = copy.deepcopy(agent.critic_encoder), copy.deepcopy(agent.critic_head)
-    for p in [*target_encoder.parameters(), *target_head.parameters()]:
-        p.requires_grad_(False)
-    critic_params = [*agent.critic_encoder.parameters(), *agent.critic_head.parameters()]
+    targets = copy.deepcopy(agent.critics)
+    targets.requires_grad_(False)
+    critic_params = list(agent.critics.parameters())
     critic_opt = torch.optim.AdamW(critic_params, lr=1e-4, weight_decay=1e-2, eps=1e-8)
     actor_opt = torch.optim.AdamW(agent.actor.parameters(), lr=1e-4, weight_decay=1e-2, eps=1e-8)
     alpha_opt = torch.optim.Adam([agent.log_alpha], lr=1e-4, eps=1e-8)
-    target_entropy = -ACT / 2
+    target_entropy = -agent.act_dim / 2
 
     def update(obs, act, rew, next_obs, done):
         alpha = agent.log_alpha.exp().detach()
         with torch.no_grad():
             next_act, next_logp = agent.policy(next_obs)
-            q_next = agent.q(next_obs, next_act, target_encoder, target_head) - alpha * next_logp
+            q_next = agent.q(next_obs, next_act, targets) - alpha * next_logp
             target = rew + 0.99 * (1.0 - done) * q_next
-        critic_loss = (agent.q(obs, act) - target).pow(2).mean()
+        critic_loss = sum((head(encoder(obs, act)).squeeze(-1) - target).pow(2).mean()
+                          for encoder, head in agent.critics)
         critic_opt.zero_grad(set_to_none=False)
         critic_loss.backward()
         critic_opt.step()
         for p in critic_params:
             p.requires_grad_(False)
         action, logp = agent.policy(obs)
-        actor_loss = (alpha * logp - agent.q(obs, action)).mean()
+        actor_loss = (alpha * logp - agent.q(obs, action, agent.critics)).mean()
         actor_opt.zero_grad(set_to_none=False)
         actor_loss.backward()
         actor_opt.step()
@@ -91,8 +105,7 @@ def make_update(agent: Agent):
         alpha_opt.zero_grad(set_to_none=False)
         alpha_loss.backward()
         alpha_opt.step()
-        polyak_update_(agent.critic_encoder, target_encoder, 0.005)
-        polyak_update_(agent.critic_head, target_head, 0.005)
+        polyak_update_(agent.critics, targets, 0.005)
         return critic_loss.detach()
 
     return update

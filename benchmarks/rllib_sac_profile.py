@@ -1,15 +1,21 @@
-"""Where an RLlib SAC update's time goes on CPU, and what the Learner fast path (``learner.compile``) changes.
+"""Where an RLlib SAC update's time goes on CPU, against a plain PyTorch loop doing the same work.
 
 SAC on Pendulum-v1 (env runner in the driver, 1 torch thread, batch 256, one update per env step, twin
-Q, uniform ``EpisodeReplayBuffer``) with the networks issue #14 names: plain MLPs (actor 128x1, critic
-512x2) and the paper's SimBa (same sizes), dense and 90% sparse. Each variant is built once, trained
-past its learning start, then timed for ``--steps`` env steps per round, variants interleaved round by
-round (median and min-max over rounds). One extra profiled iteration per variant splits the step
-into RLlib's stages (cProfile's cumulative time, so the split carries the profiler's overhead; the
-shares, not the absolute numbers, are the finding).
+Q, uniform episode replay) with the networks issue #14 names: plain MLPs (actor 128x1, critic 512x2)
+and the paper's SimBa (same sizes), dense and 90% sparse. RLlib variants differ in replay sampling
+(``fast``: our ``SparseSAC`` with ``FastEpisodeReplayBuffer``; ``rllib``: RLlib's ``SAC`` and its own
+``EpisodeReplayBuffer``) and Learner compile (``learner.compile``). The ``plain`` variant is the same
+step without RLlib: gymnasium's Pendulum, a numpy ring buffer, and the SAC update of
+``learner_update.py`` (same layer types, sizes, sparsity, twin critics, in-place Polyak target).
+
+Each variant is built once, trained past its learning start, then timed for ``--steps`` env steps per
+round, variants interleaved round by round (median and min-max over rounds; ratios to the plain loop
+per round). One extra profiled iteration per RLlib variant splits the step into RLlib's stages
+(cProfile's cumulative time, so the split carries the profiler's overhead; the shares, not the
+absolute numbers, are the finding).
 
     .venv/bin/python benchmarks/rllib_sac_profile.py
-    .venv/bin/python benchmarks/rllib_sac_profile.py --models mlp --sparsities 0 --compile off forward_train
+    .venv/bin/python benchmarks/rllib_sac_profile.py --models mlp --sparsities 0 --replay rllib fast
 """
 
 from __future__ import annotations
@@ -20,9 +26,14 @@ import os
 import platform
 import pstats
 import statistics
+import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # learner_update.py, beside this script
 
 #: Stage -> (file suffix, function name) whose cumulative time is that stage's.
 STAGES = {
@@ -38,17 +49,63 @@ STAGES = {
 }
 
 
-def build(model: str, sparsity: float, compile_what: str, steps: int):
+WARMUP_STEPS, BATCH, ACTOR, CRITIC = 300, 256, (128, 1), (512, 2)
+
+
+class PlainLoop:
+    """One env step, one uniform sample of 256 transitions, one SAC update: no framework in between."""
+
+    def __init__(self, model: str, sparsity: float):
+        import gymnasium as gym
+
+        from learner_update import Agent, make_update
+        from rllib_sparse.networks import MLP, SimBa
+
+        torch.manual_seed(0)
+        self.env = gym.make("Pendulum-v1")
+        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        self.agent = Agent(CRITIC[0], sparsity, obs=obs_dim, act=act_dim, network={"mlp": MLP, "simba": SimBa}[model],
+                           actor_width=ACTOR[0], actor_depth=ACTOR[1], critic_depth=CRITIC[1], twin=True)
+        self.update = make_update(self.agent)
+        self.scale = float(self.env.action_space.high[0])
+        capacity = 100_000
+        shapes = {"obs": (obs_dim,), "act": (act_dim,), "rew": (), "next_obs": (obs_dim,), "done": ()}
+        self.columns = {key: np.zeros((capacity, *shape), np.float32) for key, shape in shapes.items()}
+        self.size, self.rng = 0, np.random.default_rng(0)
+        self.obs, _ = self.env.reset(seed=0)
+        self.train(WARMUP_STEPS)
+
+    def train(self, steps: int) -> None:
+        for _ in range(steps):
+            with torch.no_grad():
+                action, _ = self.agent.policy(torch.as_tensor(self.obs, dtype=torch.float32)[None])
+            action = action[0].numpy()
+            next_obs, reward, terminated, truncated, _ = self.env.step(action * self.scale)
+            i = self.size % len(self.columns["rew"])
+            for key, value in zip(self.columns, (self.obs, action, reward, next_obs, terminated)):
+                self.columns[key][i] = value
+            self.size += 1
+            self.obs = self.env.reset()[0] if terminated or truncated else next_obs
+            if self.size >= WARMUP_STEPS:
+                idx = self.rng.integers(min(self.size, len(self.columns["rew"])), size=BATCH)
+                self.update(*(torch.from_numpy(column[idx]) for column in self.columns.values()))
+
+
+def build(model: str, sparsity: float, compile_what: str, replay: str, steps: int):
+    from ray.rllib.algorithms.sac import SAC
+
     from rllib_sparse.networks import SparseModelConfig
     from rllib_sparse.rllib import algorithm_config, with_fast_learner, with_sparse_model
 
     config = (algorithm_config("SAC").environment("Pendulum-v1").env_runners(num_env_runners=0)
-              .training(train_batch_size_per_learner=256, num_steps_sampled_before_learning_starts=300,
+              .training(train_batch_size_per_learner=BATCH, num_steps_sampled_before_learning_starts=WARMUP_STEPS,
                         replay_buffer_config={"type": "EpisodeReplayBuffer", "capacity": 100_000}, twin_q=True)
               .reporting(min_sample_timesteps_per_iteration=steps, min_time_s_per_iteration=0))
     config = with_fast_learner(config, compile_what)
-    sizes = SparseModelConfig.parse({"name": model, "actor": {"width": 128, "depth": 1},
-                                     "critic": {"width": 512, "depth": 2}, "sparsity": sparsity})
+    if replay == "rllib":  # RLlib's own SAC class, so RLlib's own EpisodeReplayBuffer
+        config.algo_class = SAC
+    sizes = SparseModelConfig.parse({"name": model, "actor": {"width": ACTOR[0], "depth": ACTOR[1]},
+                                     "critic": {"width": CRITIC[0], "depth": CRITIC[1]}, "sparsity": sparsity})
     return with_sparse_model(config, sizes, algorithm="SAC").build_algo()
 
 
@@ -66,6 +123,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mlp", "simba"])
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.0, 0.9])
     parser.add_argument("--compile", nargs="+", default=["off"], choices=["off", "forward_train", "update"])
+    parser.add_argument("--replay", nargs="+", default=["fast", "rllib"], choices=["fast", "rllib"])
+    parser.add_argument("--no-plain", action="store_true", help="leave out the plain PyTorch loop")
     parser.add_argument("--steps", type=int, default=100, help="env steps (= updates) per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -74,43 +133,58 @@ def main() -> None:
 
     torch.set_num_threads(1)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-    variants = [(m, s, c) for m in args.models for s in args.sparsities for c in args.compile]
-    algos = {}
-    for variant in variants:
-        algo = build(*variant, args.steps)
-        while algo.train()["num_env_steps_sampled_lifetime"] < 300 + 2 * args.steps:  # learning, compiled
-            pass
-        algos[variant] = algo
-        print(f"built and warmed up {variant}", flush=True)
-    times = {v: [] for v in variants}
+    # A variant: (model, sparsity, loop), loop = "plain" or "rllib, replay R, compile C".
+    loops = {} if args.no_plain else {"plain": None}
+    loops |= {f"rllib, replay {r}, compile {c}": (c, r) for r in args.replay for c in args.compile}
+    runners = {}
+    for model in args.models:
+        for sparsity in args.sparsities:
+            for loop, rllib in loops.items():
+                if rllib is None:
+                    plain = PlainLoop(model, sparsity)
+                    plain.train(2 * args.steps)
+                    runners[(model, sparsity, loop)] = lambda plain=plain: plain.train(args.steps)
+                else:
+                    algo = build(model, sparsity, *rllib, args.steps)
+                    while algo.train()["num_env_steps_sampled_lifetime"] < WARMUP_STEPS + 2 * args.steps:
+                        pass  # learning, and compiled where asked
+                    runners[(model, sparsity, loop)] = algo
+                print(f"built and warmed up {model}, sparsity {sparsity:g}, {loop}", flush=True)
+    times = {v: [] for v in runners}
     for round_ in range(args.rounds):
-        for variant, algo in algos.items():
+        for variant, runner in runners.items():
             start = time.perf_counter()
-            algo.train()
+            runner() if callable(runner) else runner.train()
             times[variant].append((time.perf_counter() - start) / args.steps * 1e3)
         print(f"round {round_ + 1}/{args.rounds} done", flush=True)
     stages = {}
-    for variant, algo in algos.items():
+    for variant, runner in runners.items():
+        if callable(runner):
+            continue
         profile = cProfile.Profile()
         profile.enable()
-        algo.train()
+        runner.train()
         profile.disable()
         stages[variant] = {k: v / args.steps * 1e3 for k, v in stage_times(profile).items()}
-        algo.stop()
+        runner.stop()
 
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread, "
           f"{args.steps} env steps (1 update each) per round, {args.rounds} rounds")
-    print("| model | sparsity | compile | ms per env step + update, median (min-max) |")
-    print("|---|---|---|---|")
-    for variant, values in times.items():
-        print(f"| {variant[0]} | {variant[1]:g} | {variant[2]} | {statistics.median(values):.1f} "
-              f"({min(values):.1f}-{max(values):.1f}) |")
+    print("| model | sparsity | loop | ms per env step + update, median (min-max) | / plain loop, median (min-max) |")
+    print("|---|---|---|---|---|")
+    for (model, sparsity, loop), values in times.items():
+        plain = times.get((model, sparsity, "plain"))
+        ratio = "" if plain is None else _spread([v / p for v, p in zip(values, plain)], "{:.2f}")
+        print(f"| {model} | {sparsity:g} | {loop} | {_spread(values, '{:.1f}')} | {ratio} |")
     print("\nProfiled iteration, ms per env step (cProfile cumulative, profiler overhead included):")
-    print("| model | sparsity | compile | " + " | ".join(STAGES) + " |")
+    print("| model | sparsity | loop | " + " | ".join(STAGES) + " |")
     print("|---|---|---|" + "---|" * len(STAGES))
-    for variant, split in stages.items():
-        print(f"| {variant[0]} | {variant[1]:g} | {variant[2]} | "
-              + " | ".join(f"{split[s]:.1f}" for s in STAGES) + " |")
+    for (model, sparsity, loop), split in stages.items():
+        print(f"| {model} | {sparsity:g} | {loop} | " + " | ".join(f"{split[s]:.1f}" for s in STAGES) + " |")
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
 
 
 if __name__ == "__main__":

@@ -212,7 +212,12 @@ def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):
 
 #: Files sized for a GPU cluster: on this CPU-only machine their smoke check runs without the GPU and at
 #: the smallest width on one task (the full grid is planned by test_sweep_spec's validate test).
+#: Each shipped file's smoke run on CPU, shrunk to at most two trials (both grid ends of one axis, the
+#: sparse ones): the file's own algorithm, env family and settings really build and train, while the
+#: dense path and the other grid points are covered by the tests of their own (and every file's whole
+#: grid is planned and checked by test_sweep_spec.py::test_every_shipped_sweep_file_validates).
 CPU_SMOKE_OVERRIDES = {
+    "atari_ppo_scaling.yaml": ["grid.env=[ALE/Pong-v5]"],
     "dmc_hard_scaling.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/humanoid-run]"],
     "dmc_hard_scaling_ddpg.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/dog-run]"],
 }
@@ -220,7 +225,8 @@ CPU_SMOKE_OVERRIDES = {
 
 @pytest.mark.parametrize("path", sorted((REPO / "tune_configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_sweep_file_runs_with_smoke(tmp_path, path):
-    overrides = [arg for item in CPU_SMOKE_OVERRIDES.get(path.name, []) for arg in ("--set", item)]
+    overrides = [arg for item in [*CPU_SMOKE_OVERRIDES.get(path.name, []), "grid.sparsity=[0.9]"]
+                 for arg in ("--set", item)]
     run = rllib_sparse(["sweep", str(path), "--smoke", "--no-tracking", "--num-cpus", "2", *overrides], cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     assert "(smoke)" in run.stdout and "FAILED" not in run.stdout

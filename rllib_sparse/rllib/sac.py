@@ -8,6 +8,9 @@ RLlib's SAC (its training loop, replay buffer, losses and target updates) is use
 - ``random_warmup_steps``: uniform random actions for the first N env steps (the paper: 5,000),
   counted by RLlib's global env-step counter, which a restored checkpoint carries, so a resumed trial
   does not explore randomly again.
+- Replay sampling: where the config names RLlib's uniform ``EpisodeReplayBuffer``, ``SparseSAC`` builds
+  ``rllib_sparse.rllib.replay.FastEpisodeReplayBuffer`` — RLlib's buffer, the same transitions from
+  the same random draws, without slicing an episode per transition (half the time per sample).
 - The policy's log-std as the authors parametrise it: log σ = −10 + 6·(1 + tanh u), so σ ∈ [e⁻¹⁰, e²]
   (RLlib clamps log σ to [−5, 2]); the deterministic (evaluation) action is tanh(μ) (RLlib's is μ
   clipped to the action bounds).
@@ -20,6 +23,8 @@ from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.sac import SAC, SACConfig
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDeterministic, TorchSquashedGaussian
 from ray.rllib.utils.annotations import override
+
+from rllib_sparse.rllib.replay import FAST_EPISODE_REPLAY_BUFFER
 
 #: The authors' bounds on the policy's log standard deviation (``NormalTanhPolicy``).
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
@@ -48,7 +53,7 @@ class SparseSACConfig(SACConfig):
     """``SACConfig`` plus the paper's optimizer, target entropy and random warm-up (module docstring)."""
 
     def __init__(self, algo_class=None):
-        super().__init__(algo_class=algo_class or SAC)
+        super().__init__(algo_class=algo_class or SparseSAC)
         self.weight_decay = 0.0
         self.target_entropy_scale: float | None = None
         self.random_warmup_steps = 0
@@ -85,3 +90,20 @@ class SparseSACConfig(SACConfig):
     def _model_config_auto_includes(self):
         # The env runners' modules read the warm-up length from their model_config.
         return super()._model_config_auto_includes | {"random_warmup_steps": self.random_warmup_steps}
+
+
+class SparseSAC(SAC):
+    """RLlib's SAC algorithm; its uniform episode replay sampled by ``FastEpisodeReplayBuffer``."""
+
+    @classmethod
+    @override(SAC)
+    def get_default_config(cls) -> SparseSACConfig:
+        return SparseSACConfig()
+
+    @override(SAC)
+    def _create_local_replay_buffer_if_necessary(self, config):
+        buffer_config = config.get("replay_buffer_config") or {}
+        if buffer_config.get("type") == "EpisodeReplayBuffer":
+            # A copy: the algorithm's own config (and so its checkpoints) keeps RLlib's name.
+            config = {"replay_buffer_config": {**buffer_config, "type": FAST_EPISODE_REPLAY_BUFFER}}
+        return super()._create_local_replay_buffer_if_necessary(config)

@@ -17,7 +17,7 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_sparse.algorithms import AlgorithmRow, get_algorithm
+from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm
 from rllib_sparse.envs import env_family
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
@@ -105,8 +105,13 @@ def env_spaces(config: AlgorithmConfig):
 
 
 def algorithm_row(config: AlgorithmConfig) -> AlgorithmRow:
-    """The table row of an RLlib config, by the name RLlib gives its algorithm."""
-    return get_algorithm(config.algo_class.__name__)
+    """The table row of an RLlib config, by the name of its algorithm class — or of the nearest base
+    class that has a row (our ``SparseSAC`` is RLlib's ``SAC``)."""
+    names = set(algorithm_names())
+    for cls in config.algo_class.__mro__:
+        if cls.__name__.upper() in names:
+            return get_algorithm(cls.__name__)
+    return get_algorithm(config.algo_class.__name__)  # the one-line error naming the allowed ones
 
 
 def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = "simba", *,

@@ -1,20 +1,19 @@
 """DDPG on RLlib's new API stack (which ships none): RLlib's SAC training loop with DDPG's networks and losses.
 
-``DDPG`` is RLlib's ``SAC`` algorithm class (sampling, replay buffer, learner updates, Polyak target
-updates, checkpoints) with a different default config; ``DDPGConfig`` adds the three noise scales and
-makes the module, catalog and learner DDPG's. Everything RLlib's ``SACConfig`` takes (``tau``, ``gamma``,
-``actor_lr``/``critic_lr``, replay, ``training_intensity``, ...) means the same here; the temperature
-settings are unused.
+``DDPG`` is RLlib's ``SAC`` algorithm class (through ``SparseSAC``: sampling, replay buffer, learner
+updates, Polyak target updates, checkpoints) with a different default config; ``DDPGConfig`` adds the
+three noise scales and makes the module, catalog and learner DDPG's. Everything RLlib's ``SACConfig``
+takes (``tau``, ``gamma``, ``actor_lr``/``critic_lr``, replay, ``training_intensity``, ...) means the
+same here; the temperature settings are unused.
 """
 
 from __future__ import annotations
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
-from ray.rllib.algorithms.sac import SAC
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
-from rllib_sparse.rllib.sac import SparseSACConfig
+from rllib_sparse.rllib.sac import SparseSAC, SparseSACConfig
 
 
 class DDPGConfig(SparseSACConfig):
@@ -74,10 +73,10 @@ class DDPGConfig(SparseSACConfig):
             "actor_noise_std": self.actor_noise_std}
 
 
-class DDPG(SAC):
+class DDPG(SparseSAC):
     """RLlib's SAC algorithm (its off-policy loop) under DDPG's name and config."""
 
     @classmethod
-    @override(SAC)
+    @override(SparseSAC)
     def get_default_config(cls) -> DDPGConfig:
         return DDPGConfig()
