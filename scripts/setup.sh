@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Create ./.venv (if missing) and install rllib-sparse with its test tools, CPU torch pinned.
-# --test: also what the test suite needs outside Python: Debian's chromium (the report's browser test),
-#         installed with apt-get when it is missing and this runs as root.
+# --test: also what the test suite needs outside Python, installed with apt-get when missing and this
+#         runs as root: Debian's chromium (the report's browser test) and postgresql (the cluster test's
+#         MLflow database; only the server binaries are used, no system service is started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
-if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing chromium (apt-get) for the report's browser test..."
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "warning: chromium is missing and cannot be installed here (needs root and apt-get);" \
-         "the report's browser test will fail until 'chromium' is on PATH" >&2
+bash scripts/install.sh .venv/bin/python -e ".[test]"
+if [ "${1:-}" = "--test" ]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing ${missing[*]} (apt-get) for the test suite..."
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "warning: ${missing[*]} missing and cannot be installed here (needs root and apt-get);" \
+           "the tests that need them will fail or be skipped" >&2
+    fi
   fi
 fi

@@ -162,6 +162,12 @@ def test_submit_to_a_dead_address_is_refused_fast_in_one_line(tmp_path):
     assert line.startswith("rllib-sparse: error: --address='http://127.0.0.1:1' is unreachable") and not run.stdout
 
 
+def test_submit_resume_without_the_job_folder_is_refused_in_one_line(tmp_path):
+    run = run_cli("submit", str(write(tmp_path)), "--address", "http://127.0.0.1:1", "--resume", cwd=tmp_path,
+                  timeout=60)
+    assert cli_error(run).startswith("rllib-sparse: error: --resume needs --job-dir") and not run.stdout
+
+
 def test_report_tracking_uri_relative_sqlite_path_is_read_like_sweep_writes_it(tmp_path, monkeypatch):
     from rllib_sparse.sweep.tracking import SweepTracker
 

@@ -178,6 +178,7 @@ def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
     (["--tracking-uri", "http://127.0.0.1:1"], "tracking URI 'http://127.0.0.1:1' is unreachable"),
     (["--set", "grid.widht=[1]"], "grid.widht is not a known axis"),
     (["--resume"], "--resume: no earlier sweep of study 'tiny'"),
+    (["--storage", "tiny.yaml"], "--storage='tiny.yaml' is a file"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), *args], cwd=tmp_path)
@@ -186,6 +187,20 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     assert len(errors) == 1 and message in errors[0], run.stderr
     assert "WARNING" not in run.stderr, run.stderr
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
+
+
+def test_unreachable_or_missing_s3_storage_is_refused_before_anything_starts(tmp_path):
+    from servers import s3_server
+
+    cases = {"s3://tune/runs": ({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}, "--storage='s3://tune/runs' cannot be reached")}
+    with s3_server(tmp_path, ("tune",)) as (s3_env, _):
+        cases["s3://no-such-bucket/runs"] = ({}, "there is no bucket 'no-such-bucket'")
+        for storage, (extra, message) in cases.items():
+            run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), "--storage", storage], cwd=tmp_path,
+                               env={**s3_env, **extra})
+            errors = [line for line in run.stderr.splitlines() if line.startswith("rllib-sparse: error:")]
+            assert run.returncode == 2 and len(errors) == 1 and message in errors[0], run.stderr
+            assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
 
 
 def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):

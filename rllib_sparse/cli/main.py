@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from rllib_sparse import __version__
 from rllib_sparse.algorithms import algorithm_names
+from rllib_sparse.sweep import STORAGE_ENV
 
 
 class BadInput(Exception):
@@ -272,7 +273,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet_rllib()
     options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
                            tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
-                           tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose)
+                           tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose,
+                           storage=args.storage)
     try:
         return run_sweep(options)
     except SweepInputError as error:
@@ -305,11 +307,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from rllib_sparse.sweep import submit as jobs
 
     _load_sweep(args)  # the same checks as `validate`, before anything is submitted
+    if args.resume and not args.job_dir:
+        raise BadInput("--resume needs --job-dir: the job folder of the interrupted sweep on the head node "
+                       "(it keeps the sweep's record); allowed: --resume --job-dir DIR, or a new sweep")
     sweep_args = [f"--set={item}" for item in (args.set or [])]
+    if args.resume:
+        sweep_args.append("--resume")
     if args.smoke:
         sweep_args.append("--smoke")
     if args.tracking_uri:
         sweep_args.append(f"--tracking-uri={args.tracking_uri}")
+    if args.storage:
+        sweep_args.append(f"--storage={args.storage}")
     job_dir = args.job_dir or f"~/rllib-sparse-jobs/{Path(args.file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     env_vars = {key: os.environ[key] for key in ("RAY_AUTH_MODE",) if key in os.environ}
     try:
@@ -366,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "default: start a local Ray for the sweep and stop it after")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the file's, else sqlite:///./mlruns/mlflow.db)")
     p.add_argument("--resume", action="store_true", help="continue the latest interrupted sweep of this study")
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None,
+                   help="where Tune keeps trial folders and checkpoints: a folder or s3://BUCKET/PATH that every "
+                        f"node reaches (default: ${STORAGE_ENV}, else ./runs/)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow (e.g. to measure its cost)")
     p.add_argument("--verbose", action="store_true",
                    help="also show Ray's, Tune's and MLflow's own log lines (they always go to the sweep's log file)")
@@ -375,8 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_arguments(p)
     p.add_argument("--address", required=True, help="the cluster's Jobs endpoint, e.g. http://HEAD:8265")
     p.add_argument("--tracking-uri", help="MLflow tracking URI the cluster can reach (e.g. http://mlflow:5000)")
+    p.add_argument("--storage", help="Tune's storage for the job, e.g. s3://BUCKET/PATH (default: the head "
+                                      f"node's ${STORAGE_ENV}, else the job folder)")
     p.add_argument("--job-dir", help="folder on the head node for the sweep's runs/ and default MLflow store "
                                      "(default: ~/rllib-sparse-jobs/<file>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted sweep whose job folder is --job-dir (its trials resume from "
+                        "their checkpoints on the storage)")
     p.add_argument("--wait", action="store_true", help="follow the job's logs until it ends")
     p.set_defaults(func=cmd_submit)
 

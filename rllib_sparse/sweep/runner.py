@@ -54,6 +54,9 @@ class SweepOptions:
     tracking: bool = True
     num_cpus: int | None = None
     runs_dir: Path = Path(RUNS_DIR)
+    #: Tune's storage: None for ``runs_dir`` (this machine), else a URI every node reaches (``s3://...``).
+    #: The sweep's own record, log and tracking journal stay in ``runs_dir`` on the driver's machine.
+    storage: str | None = None
     verbose: bool = False  # Ray's, Tune's and MLflow's log lines on the terminal too (they always go to the log file)
     extra_callbacks: list = field(default_factory=list)  # more Tune callbacks (e.g. another tracker)
     #: Seconds the end of a sweep waits for an unreachable tracking store before leaving the unsent
@@ -71,6 +74,7 @@ class Prepared:
     study_dir: Path  # runs/<study>/
     meta_path: Path | None  # the record of the sweep to resume
     meta: dict | None
+    storage: str | None = None  # Tune's storage when not study_dir (checked; the resumed sweep's own)
 
 
 def prepare(options: SweepOptions) -> Prepared:
@@ -99,6 +103,13 @@ def prepare(options: SweepOptions) -> Prepared:
         _check_same_study(meta, spec, meta_path)
     if options.address:
         _check_address(options.address)
+    storage = check_storage(options.storage) if options.storage else None
+    if meta is not None and meta.get("storage") != storage and (meta.get("storage") or storage):
+        if storage is None:
+            storage = check_storage(meta["storage"])  # the interrupted sweep's storage, recorded
+        else:
+            raise SweepInputError(f"--resume: the interrupted sweep kept its trials in {meta.get('storage') or 'runs/'}"
+                                  f", not --storage={options.storage!r}; allowed: the same --storage as then")
     uri = None
     if options.tracking:
         uri = options.tracking_uri or (meta or {}).get("tracking_uri") or spec.tracking.tracking_uri \
@@ -109,7 +120,32 @@ def prepare(options: SweepOptions) -> Prepared:
             hint = (f" (the tracking URI the interrupted sweep used, from {meta_path}; pass --tracking-uri to "
                     "send it elsewhere)") if meta and not options.tracking_uri else ""
             raise SweepInputError(f"{error}{hint}") from None
-    return Prepared(spec, trials, uri, study_dir, meta_path, meta)
+    return Prepared(spec, trials, uri, study_dir, meta_path, meta, storage)
+
+
+def check_storage(storage: str) -> str:
+    """``--storage`` as Tune will use it (a folder made absolute), or a one-line refusal of one that Tune
+    could not reach, before anything starts."""
+    allowed = ("allowed: a folder (an NFS mount on a cluster), or a URI every node can write: s3://BUCKET/PATH "
+               "(credentials and AWS_ENDPOINT_URL in the environment), gs://BUCKET/PATH")
+    if "://" not in storage:
+        folder = Path(storage).expanduser().resolve()
+        if folder.exists() and not folder.is_dir():
+            raise SweepInputError(f"--storage={storage!r} is a file; {allowed}")
+        return str(folder)
+    import pyarrow
+    import pyarrow.fs
+
+    try:
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(storage)
+        bucket = path.split("/", 1)[0]
+        missing = filesystem.get_file_info(bucket).type == pyarrow.fs.FileType.NotFound
+    except (pyarrow.ArrowException, OSError, ValueError) as error:
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise SweepInputError(f"--storage={storage!r} cannot be reached: {first}; {allowed}") from None
+    if missing:
+        raise SweepInputError(f"--storage={storage!r}: there is no bucket {bucket!r}; {allowed}")
+    return storage.rstrip("/")
 
 
 def _read_meta(path: Path) -> dict:
@@ -347,7 +383,10 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         "stamp": time.strftime("%Y%m%d-%H%M%S"), "file": str(options.file.resolve()), "tracking_uri": uri,
         "fingerprint": spec.fingerprint()}
     meta["tracking_uri"] = uri
-    experiment_dir = runs / meta["stamp"]
+    if prepared.storage:
+        meta["storage"] = prepared.storage
+    storage_path = f"{prepared.storage}/{spec.name}" if prepared.storage else str(runs)
+    experiment_dir = f"{storage_path}/{meta['stamp']}"
 
     # Tune's console output (config boxes, status tables) is replaced by ProgressPrinter's lines.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -375,9 +414,9 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         trainable = tune.with_resources(_trainable(), tune.PlacementGroupFactory(bundles, strategy="PACK"))
         out(f"sweep {spec.name!r}: {len(trials)} trial(s) of {spec.algorithm} on {spec.env}"
             f"{' (smoke)' if spec.smoke else ''}; Tune folder {experiment_dir}")
-        if options.resume and tune.Tuner.can_restore(str(experiment_dir)):
+        if options.resume and tune.Tuner.can_restore(experiment_dir):
             # The restored experiment state brings back its own (pickled) callback and config.
-            tuner = tune.Tuner.restore(str(experiment_dir), trainable=trainable, resume_unfinished=True,
+            tuner = tune.Tuner.restore(experiment_dir, trainable=trainable, resume_unfinished=True,
                                        resume_errored=True, param_space=_param_space(spec, trials))
         else:
             tuner = tune.Tuner(
@@ -387,7 +426,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
                                             trial_name_creator=lambda t: trials[t.config["index"]].point.name,
                                             trial_dirname_creator=lambda t: trials[t.config["index"]].point.name),
                 run_config=tune.RunConfig(
-                    name=meta["stamp"], storage_path=str(runs), verbose=0,
+                    name=meta["stamp"], storage_path=storage_path, verbose=0,
                     callbacks=[ProgressPrinter(trials),
                                *([TrackingCallback(spec, trials, meta["parent_run_id"])] if uri else []),
                                *options.extra_callbacks],
