@@ -1,9 +1,10 @@
-"""Networks in pure PyTorch (no Ray import): SimBa, MLP, Nature-CNN, Impala-CNN and their registry."""
+"""Networks in pure PyTorch (no Ray import): SimBa, MLP, LayerNorm MLP, Nature-CNN, Impala-CNN and their
+registry."""
 
 from rllib_sparse.networks.cnn import ImpalaCNN, NatureCNN
 from rllib_sparse.networks.config import NetworkOverrides, NetworkShape, SparseModelConfig
 from rllib_sparse.networks.init import GaussianHead, linear_head
-from rllib_sparse.networks.mlp import MLP, SimBa
+from rllib_sparse.networks.mlp import MLP, LayerNormMLP, SimBa
 from rllib_sparse.networks.normalization import RunningObsNorm
 from rllib_sparse.networks.registry import (
     ModelEntry,
@@ -18,6 +19,7 @@ __all__ = [
     "MLP",
     "GaussianHead",
     "ImpalaCNN",
+    "LayerNormMLP",
     "ModelEntry",
     "NatureCNN",
     "NetworkOverrides",

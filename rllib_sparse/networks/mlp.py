@@ -1,6 +1,6 @@
-"""Vector-observation networks: the SimBa residual MLP and a plain MLP.
+"""Vector-observation networks: the SimBa residual MLP, a plain MLP, and streaming RL's LayerNorm MLP.
 
-Both take ``forward(obs, extra=None)``; ``extra`` (e.g. SAC's action for a Q network) is concatenated
+All take ``forward(obs, extra=None)``; ``extra`` (e.g. SAC's action for a Q network) is concatenated
 to the (normalised) observation before the first layer, as the paper's critic does with (s, a).
 """
 
@@ -80,3 +80,28 @@ class MLP(nn.Module):
                 self.obs_norm.update(obs)
             obs = self.obs_norm(obs)
         return self.layers(_concat(obs, extra))
+
+
+class LayerNormMLP(nn.Module):
+    """``depth`` dense layers of ``width`` units, each followed by a parameter-free LayerNorm and
+    LeakyReLU: the networks of streaming deep RL (Elsayed et al. 2024), whose per-layer normalisation
+    keeps activations well scaled when every update uses one transition.
+
+    Weights start as PyTorch's default U(±1/√fan_in) with zero biases; the streaming trainer then
+    applies its initialisation (dense, SparseInit or a static mask: ``rllib_sparse.streaming``).
+    """
+
+    def __init__(self, obs_dim: int, width: int, depth: int, extra_dim: int = 0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_dim = obs_dim + extra_dim
+        for _ in range(depth):
+            layer = nn.Linear(in_dim, width)
+            nn.init.zeros_(layer.bias)
+            layers += [layer, nn.LayerNorm(width, elementwise_affine=False), nn.LeakyReLU()]
+            in_dim = width
+        self.layers = nn.Sequential(*layers)
+        self.output_dim = width
+
+    def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.layers(_concat(obs.float(), extra))

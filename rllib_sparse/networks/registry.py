@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from rllib_sparse.networks.cnn import ImpalaCNN, NatureCNN
-from rllib_sparse.networks.mlp import MLP, SimBa
+from rllib_sparse.networks.mlp import MLP, LayerNormMLP, SimBa
 
 #: ``builder(obs_shape, width, depth, extra_dim) -> nn.Module`` whose ``forward(obs, extra=None)``
 #: returns features and whose ``output_dim`` attribute gives their size.
@@ -98,6 +98,11 @@ register_model(
 register_model(
     "mlp", lambda shape, w, d, e: MLP(shape[0], w, d, e), input_kind="vector",
     default_width=256, default_depth=2, summary="plain ReLU MLP",
+)
+register_model(
+    "layernorm_mlp", lambda shape, w, d, e: LayerNormMLP(shape[0], w, d, e), input_kind="vector",
+    default_width=128, default_depth=2,
+    summary="MLP with a parameter-free LayerNorm and LeakyReLU after each layer (streaming RL's networks)",
 )
 register_model(
     "nature_cnn", lambda shape, w, d, e: NatureCNN(shape, w, d, e), input_kind="image",
