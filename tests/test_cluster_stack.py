@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.skipif(postgres_bin() is None, reason
 
 BIN = Path(sys.executable).parent
 ITERATIONS = 10
+SPARSE = "simba-w16-d1-s0.9-seed0"  # the grid point whose node is killed
 
 
 def _start_node(args: list[str], ports: range, env: dict, log: Path) -> subprocess.Popen:
@@ -62,8 +63,8 @@ def stack(tmp_path_factory):
             wait_for(lambda: nodes[0].poll() is not None or alive_nodes(address, env) >= 1, 120, "the head node")
             for i in (1, 2):  # one after the other: two raylets starting at once time out on 2 cores
                 nodes.append(_start_node(["--address", f"127.0.0.1:{gcs}", "--node-ip-address", "127.0.0.1",
-                                          "--num-cpus", "1"], range(24000 + 200 * i, 24200 + 200 * i), env,
-                                         root / f"worker{i}.log"))
+                                          "--num-cpus", "1", "--resources", json.dumps({f"worker{i}": 1})],
+                                         range(24000 + 200 * i, 24200 + 200 * i), env, root / f"worker{i}.log"))
                 wait_for(lambda i=i: nodes[-1].poll() is not None or alive_nodes(address, env) >= 1 + i, 180,
                          f"worker node {i}")
             assert all(node.poll() is None for node in nodes)
@@ -77,6 +78,16 @@ def stack(tmp_path_factory):
 def _objects(s3, bucket: str, prefix: str = "") -> list[str]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _worker_of_node(stack, node_id: str) -> int:
+    """Which of our worker processes (1 or 2) is Ray node ``node_id`` (each has a ``worker<i>`` resource)."""
+    code = ("import json; from ray.util.state import list_nodes; "
+            f"print(json.dumps({{n.node_id: list(n.resources_total) for n in list_nodes(address={stack['dashboard']!r},"
+            " detail=True, timeout=10)}))")
+    run = subprocess.run([sys.executable, "-c", code], env=stack["env"], capture_output=True, text=True, timeout=60)
+    resources = json.loads(run.stdout.strip().splitlines()[-1])[node_id]
+    return next(int(name[len("worker"):]) for name in resources if name.startswith("worker"))
 
 
 def _job_status(stack, job_id: str) -> str:
@@ -102,7 +113,11 @@ def test_submitted_sweep_survives_a_lost_node_with_s3_checkpoints_and_mlflow_on_
         trials = {key.split("/")[3] for key in keys if "/checkpoint_000001/" in key}
         return len(trials) == 2
     wait_for(checkpointed_twice, 300, "both trials' second checkpoint on S3")
-    victim = stack["nodes"][2]
+    # The node of the sparse trial dies: its restored checkpoints must keep their masks.
+    [sparse_record] = [key for key in _objects(stack["s3"], "tune", "runs/tiny/")
+                       if key.endswith(f"{SPARSE}/rllib_sparse_progress.json")]
+    record = json.loads(stack["s3"].get_object(Bucket="tune", Key=sparse_record)["Body"].read())
+    victim = stack["nodes"][_worker_of_node(stack, record["attempts"][-1]["node_id"])]
     stop_group(victim)  # its raylet and every worker process it started: one process group, by PID
     killed_at = time.time()
 
@@ -124,7 +139,7 @@ def test_submitted_sweep_survives_a_lost_node_with_s3_checkpoints_and_mlflow_on_
             assert later[0]["from_iteration"] >= 2  # from its last checkpoint, not from scratch
             assert later[0]["node_id"] != record["attempts"][0]["node_id"]  # on the surviving node
             resumed.append(key)
-    assert len(resumed) == 1, progress_keys
+    assert len(resumed) == 1 and SPARSE in resumed[0], progress_keys
     # Every checkpoint the restarted trial kept on S3 (before and after the restore) has exact masks.
     folder = resumed[0].rsplit("/", 1)[0]
     states = [key for key in keys if key.startswith(folder) and key.endswith("default_policy/module_state.pkl")]

@@ -75,7 +75,7 @@ def test_impala_cnn_shape():
 
 def test_registry_lists_the_built_in_models_and_checks_observation_rank():
     assert {"simba", "mlp", "nature_cnn", "impala_cnn"} <= set(registered_models())
-    with pytest.raises(ValueError, match=r"model='nature_cnn' needs image observations.*allowed models for it: mlp, simba"):
+    with pytest.raises(ValueError, match=r"model='nature_cnn' needs image observations.*allowed models for it: layernorm_mlp, mlp, simba"):
         build_network("nature_cnn", (4,), 1, 1)
     with pytest.raises(ValueError, match=r"model='simba' needs vector observations"):
         build_network("simba", (84, 84, 4), 64, 1)

@@ -6,6 +6,7 @@ by ``--resume`` of a different study (refused) and by a new sweep (the old runs 
 the sweep (records kept on disk, sent by ``--resume``).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -45,13 +46,16 @@ def test_a_trial_no_node_can_host_is_refused_before_anything_is_written(tmp_path
 def test_killed_sweep_then_other_study_resume_is_refused_and_a_new_sweep_closes_the_old_runs(tmp_path):
     path = sweep_file(tmp_path, stop={"iterations": 200}, resources={"max_concurrent_trials": 1})
     exe = Path(sys.executable).with_name("rllib-sparse")
+    output = tmp_path / "driver.out"
     driver = subprocess.Popen([str(exe), "sweep", str(path), "--num-cpus", "2"], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              stdout=open(output, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
     deadline = time.time() + 180
     try:
         while time.time() < deadline and driver.poll() is None:
-            if (tmp_path / "mlruns" / "mlflow.db").exists():
+            # Only once the driver has written its record (after it made the MLflow store): a client
+            # opening a store that is still being created runs the schema migration a second time.
+            if list((tmp_path / "runs" / "tiny").glob("*.json")):
                 try:
                     _, _, kids = children(uri, "tiny")
                     if kids and kids[0].data.metrics:
@@ -59,9 +63,11 @@ def test_killed_sweep_then_other_study_resume_is_refused_and_a_new_sweep_closes_
                 except Exception:  # the store is being created
                     pass
             time.sleep(1)
-        assert driver.poll() is None, "the sweep ended before it could be killed"
+        assert driver.poll() is None, f"the sweep ended ({driver.returncode}) before it could be killed: " \
+                                      f"{output.read_text()[-3000:]}"
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # already gone: the assertion above says why
+            os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
     _, parents, kids = children(uri, "tiny")
     assert parents[0].info.status == "RUNNING" and any(k.info.status == "RUNNING" for k in kids)

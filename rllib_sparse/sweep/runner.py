@@ -434,9 +434,9 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
                     failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries)),
             )
         grid = tuner.fit()
-        failed = [trials[r.config["index"]].point.name for r in grid if r.error is not None]
+        failed = [_trial_index(r, trials)[1] for r in grid if r.error is not None]
         # Tune returns normally on Ctrl-C too, with the running trials stopped where they were.
-        unfinished = [trials[r.config["index"]].point.name for r in grid
+        unfinished = [_trial_index(r, trials)[1] for r in grid
                       if r.error is None and not (r.metrics or {}).get(m.DONE)]
         status = "KILLED" if unfinished else "FAILED" if failed else "FINISHED"
     except KeyboardInterrupt:
@@ -545,6 +545,17 @@ def _trainable():
     return run_trial
 
 
+def _trial_index(result, trials: list[PlannedTrial]) -> tuple[int | None, str]:
+    """(grid index, name) of a Tune result. A trial whose actor never ran has no config in its result
+    (``config`` None): it is found by its folder, which is named after its grid point."""
+    config = result.config or {}
+    if "index" in config:
+        return config["index"], trials[config["index"]].point.name
+    name = Path(str(result.path or "")).name
+    index = next((i for i, t in enumerate(trials) if t.point.name == name), None)
+    return index, name or "(a trial that never started)"
+
+
 def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
     from ray import tune
 
@@ -553,7 +564,7 @@ def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
 
 def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id: str | None = None) -> None:
     """Final return per width x sparsity (mean over seeds), the failures, and where to look."""
-    final = {r.config["index"]: m.study_return(r.metrics or {}) for r in grid} if grid else {}
+    final = {_trial_index(r, trials)[0]: m.study_return(r.metrics or {}) for r in grid} if grid else {}
     evaluated = any(m.EVALUATION_RETURN in (r.metrics or {}) for r in grid or [])
     cells: dict[tuple, list[float]] = {}
     for index, t in enumerate(trials):
