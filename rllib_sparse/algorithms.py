@@ -1,11 +1,12 @@
 """The algorithm table: every algorithm a sweep file or ``with_sparse_model`` can name, in one place.
 
-One row per algorithm says which RLlib classes implement it (as ``"module:Class"`` paths, resolved on
-first use, so this module imports no Ray and sweep files are validated without it), which networks it
-has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of algorithms, every
-per-algorithm check and the command-line help derive from this table; adding an algorithm is its
-module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row (see
-docs/extending.md).
+One row per algorithm says which trial runner trains it in sweeps, which RLlib classes implement it
+(as ``"module:Class"`` paths, resolved on first use, so this module imports no Ray and sweep files are
+validated without it; none for an algorithm that is not RLlib's, such as streaming RL's), which networks
+it has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of algorithms, every
+per-algorithm check and the command-line help derive from this table; adding an RLlib algorithm is its
+module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row; adding a trainer
+that is not RLlib is a trial runner plus a row naming it (see docs/extending.md).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ class AlgorithmRow:
     """One algorithm: its name and what implements it."""
 
     name: str  #: as in sweep files (``algorithm: PPO``); upper case
-    config_class: str  #: ``"module:Class"`` of its RLlib ``AlgorithmConfig``
-    module_class: str  #: the sparse RL module (``rllib_sparse.rllib.modules``)
-    catalog_class: str  #: the Catalog that builds our networks for that module
+    #: ``"module:Class"`` of its RLlib ``AlgorithmConfig``; None for an algorithm RLlib does not train.
+    config_class: str | None = None
+    module_class: str | None = None  #: the sparse RL module (``rllib_sparse.rllib.modules``)
+    catalog_class: str | None = None  #: the Catalog that builds our networks for that module
     learner_class: str | None = None  #: our Learner; installed in place of ``default_learner_class``
     default_learner_class: str | None = None  #: the Learner RLlib's config picks by default
     #: Which sparse-model roles the algorithm's networks use ("actor" and/or "critic").
@@ -40,6 +42,11 @@ class AlgorithmRow:
 
     def takes(self, action_space: Any) -> bool:
         return type(action_space).__name__ in self.action_spaces
+
+    @property
+    def is_rllib(self) -> bool:
+        """Whether RLlib trains it (an ``AlgorithmConfig`` exists: ``with_sparse_model``, ``inspect``)."""
+        return self.config_class is not None
 
 
 _ALGORITHMS: dict[str, AlgorithmRow] = {}
@@ -66,9 +73,19 @@ def get_algorithm(name: str) -> AlgorithmRow:
     row = _ALGORITHMS.get(name.upper()) if isinstance(name, str) else None
     if row is None:
         # Listed by the RL module they build (PPO and IMPALA share one), then in table order.
-        modules = list(dict.fromkeys(r.module_class for r in _ALGORITHMS.values()))
-        names = sorted(_ALGORITHMS, key=lambda n: modules.index(_ALGORITHMS[n].module_class))
+        modules = list(dict.fromkeys(r.module_class or r.name for r in _ALGORITHMS.values()))
+        names = sorted(_ALGORITHMS, key=lambda n: modules.index(_ALGORITHMS[n].module_class or n))
         raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(names)}")
+    return row
+
+
+def rllib_algorithm(name: str) -> AlgorithmRow:
+    """The row of ``name`` if RLlib trains it; else a one-line ValueError naming those that RLlib trains."""
+    row = get_algorithm(name)
+    if not row.is_rllib:
+        allowed = ", ".join(r.name for r in _ALGORITHMS.values() if r.is_rllib)
+        raise ValueError(f"algorithm={name!r} is not an RLlib algorithm (its {row.runner!r} trial runner trains it "
+                         f"in sweep files); allowed here: {allowed}")
     return row
 
 
@@ -120,3 +137,8 @@ register_algorithm(AlgorithmRow(
     smoke_training=_OFF_POLICY_SMOKE,
     smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
     summary="deterministic tanh policy (actor) and one Q network (critic); SAC's off-policy loop"))
+register_algorithm(AlgorithmRow(
+    "STREAMAC", runner="stream", action_spaces=("Box",),
+    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=200),
+    summary="streaming actor-critic, Stream AC(λ) with ObGD: one transition at a time, no replay "
+            "(rllib_sparse.streaming; not RLlib)"))

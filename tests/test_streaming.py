@@ -123,6 +123,13 @@ def test_layernorm_mlp_normalises_each_layer_without_parameters():
     assert out.shape == (4, 32)
 
 
+def _model(width: int, sparsity: float = 0.9, seed: int = 0, **fields):
+    from rllib_sparse.networks import SparseModelConfig
+
+    return SparseModelConfig.parse({"model": "layernorm_mlp", "width": width, "depth": 2, "sparsity": sparsity,
+                                    "seed": seed, **fields})
+
+
 def _run_stream_ac(agent, steps: int, seed: int = 0):
     import gymnasium as gym
 
@@ -143,7 +150,7 @@ def _run_stream_ac(agent, steps: int, seed: int = 0):
 def test_stream_ac_learns_from_one_transition_at_a_time_and_static_masks_hold(init):
     from rllib_sparse.streaming.agent import StreamAC
 
-    agent = StreamAC(3, 1, width=32, init=init, sparsity=0.9, seed=0)
+    agent = StreamAC(3, 1, _model(32), init=init)
     before = [p.detach().clone() for p in agent.critic.parameters()]
     deltas = _run_stream_ac(agent, 120)
     assert all(np.isfinite(deltas))
@@ -157,10 +164,10 @@ def test_stream_ac_learns_from_one_transition_at_a_time_and_static_masks_hold(in
 def test_stream_ac_resumes_exactly_with_its_traces_normalisers_and_random_state():
     from rllib_sparse.streaming.agent import StreamAC
 
-    straight = StreamAC(3, 1, width=16, init="static_mask", seed=3)
+    straight = StreamAC(3, 1, _model(16, seed=3), init="static_mask")
     _run_stream_ac(straight, 60, seed=1)
     saved = copy.deepcopy(straight.state_dict())
-    resumed = StreamAC(3, 1, width=16, init="static_mask", seed=3)
+    resumed = StreamAC(3, 1, _model(16, seed=3), init="static_mask")
     resumed.load_state_dict(saved)
     assert _run_stream_ac(straight, 40, seed=2) == _run_stream_ac(resumed, 40, seed=2)
     for a, b in zip(straight.actor.parameters(), resumed.actor.parameters()):

@@ -233,6 +233,8 @@ def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):
 #: grid is planned and checked by test_sweep_spec.py::test_every_shipped_sweep_file_validates).
 CPU_SMOKE_OVERRIDES = {
     "atari_ppo_scaling.yaml": ["grid.env=[ALE/Pong-v5]"],
+    "streaming_scaling.yaml": ["grid.width=[128]", "grid.training.init=[static_mask]"],  # Ant and Walker2d
+    "streaming_small.yaml": ["grid.training.init=[static_mask]"],
     "dmc_hard_scaling.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/humanoid-run]"],
     "dmc_hard_scaling_ddpg.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/dog-run]"],
 }

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from rllib_sparse import __version__
-from rllib_sparse.algorithms import algorithm_names
+from rllib_sparse.algorithms import algorithm_rows
 from rllib_sparse.sweep import STORAGE_ENV
 
 
@@ -38,7 +38,8 @@ def _quiet_rllib() -> None:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The algorithm, the env and the sparse model given as flags (``inspect``)."""
-    parser.add_argument("--algorithm", default="PPO", help=f"one of: {', '.join(algorithm_names())}")
+    rllib = [row.name for row in algorithm_rows() if row.is_rllib]  # a module of RLlib's to inspect
+    parser.add_argument("--algorithm", default="PPO", help=f"one of: {', '.join(rllib)}")
     parser.add_argument("--env", default="CartPole-v1", help="env id (its spaces size the module)")
     group = parser.add_argument_group("sparse model")
     group.add_argument("--model", default="simba", help="registered model name (see `rllib-sparse models`)")
@@ -191,6 +192,8 @@ def _load_sweep(args: argparse.Namespace):
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check a sweep file and print its expanded grid; starts nothing."""
+    from rllib_sparse.sweep.trial import runner_class
+
     spec, trials = _load_sweep(args)
     if args.json:
         print(json.dumps({"name": spec.name, "algorithm": spec.algorithm, "experiment": spec.experiment_name,
@@ -205,12 +208,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{args.file}: study {spec.name!r}, {spec.algorithm} on {spec.env}, {len(trials)} trial(s), "
           f"stop at {stop}")
     rows = [("trial", "width", "depth", "sparsity", "seed", "dense params", "non-zero params")]
+    runner = runner_class(spec.algorithm)
     for t in trials:
         actor, critic = t.point.model.network("actor"), t.point.model.network("critic")
         width = str(actor.width) if actor.width == critic.width else f"{actor.width}/{critic.width}"
         depth = str(actor.depth) if actor.depth == critic.depth else f"{actor.depth}/{critic.depth}"
-        sparsity = (f"{actor.sparsity:g}" if actor.sparsity == critic.sparsity
-                    else f"{actor.sparsity:g}/{critic.sparsity:g}")
+        logged = runner.params(spec, t.point)  # e.g. a dense initialisation: sparsity 0 whatever the axis says
+        actor_sparsity = logged.get("sparsity", actor.sparsity)
+        critic_sparsity = logged.get("critic_sparsity", critic.sparsity)
+        sparsity = (f"{actor_sparsity:g}" if actor_sparsity == critic_sparsity
+                    else f"{actor_sparsity:g}/{critic_sparsity:g}")
         rows.append((t.point.name, width, depth, sparsity, str(t.point.seed), f"{t.dense_params:,}",
                      f"{t.nonzero_params:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

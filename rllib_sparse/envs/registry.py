@@ -77,3 +77,30 @@ def env_family(env_id: Any) -> EnvFamily | None:
     if not isinstance(env_id, str):
         return None
     return next((family for family in _FAMILIES.values() if family.matches(env_id)), None)
+
+
+def make_env(env_id: str, env_config: dict | None = None, source: str = "env") -> gym.Env:
+    """One env outside RLlib (streaming RL's trainer): the family's ``make`` with its checked options,
+    or ``gymnasium.make`` for a plain id; any failure is one ValueError line naming the id."""
+    import difflib
+
+    family = env_family(env_id)
+    try:
+        if family is not None:
+            if family.check_id is not None:
+                family.check_id(env_id)
+            return family.make(env_id, **family.validate_options(env_config, source))
+        return gym.make(env_id, **dict(env_config or {}))
+    except ValueError as error:
+        if family is not None:
+            raise ValueError(f"{source}: {error}") from None
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"{source}: env={env_id!r} cannot be created: {first}") from None
+    except Exception as error:  # gymnasium's NameNotFound, missing extras, bad keyword arguments
+        if isinstance(env_id, str) and env_id not in gym.registry:
+            close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{source}: env={env_id!r} is not a known env{hint}; allowed: a gymnasium id "
+                             "(e.g. Walker2d-v5) or an id of an env family (`rllib-sparse envs`)") from None
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{source}: env={env_id!r} cannot be created: {first}") from None

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from rllib_sparse import metrics  # noqa: E402
 from rllib_sparse.report.stats import summarize  # noqa: E402
-from rllib_sparse.report.study import Study, Trial  # noqa: E402
+from rllib_sparse.report.study import Series, Study, Trial  # noqa: E402
 
 #: Diagnostic curves drawn per network: (metric suffix after ``diag/<network>/``, axis label).
 DIAGNOSTIC_CURVES = (("srank", "srank (δ = 0.01)"), ("dormant", "dormant ratio"),
@@ -37,12 +37,16 @@ def _sizes(trials: list[Trial]) -> list[tuple[int, int]]:
     return sorted(by_size, key=lambda size: (by_size[size], size))
 
 
-def _sparsity_style(sparsity: float, sparsities: list[float]) -> dict:
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(sparsities), 2)))
-    color = colors[sorted(sparsities).index(sparsity)]
-    dense = sparsity == 0.0
-    return {"color": color, "linestyle": "--" if dense else "-", "marker": "o",
-            "label": "dense" if dense else f"sparsity {sparsity:g}"}
+def _series_style(series: Series, all_series: list[Series]) -> dict:
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(len(all_series), 2)))
+    color = colors[sorted(all_series).index(series)]
+    return {"color": color, "linestyle": "--" if series.dense else "-", "marker": "o", "label": series.label}
+
+
+def _series_name(all_series: list[Series]) -> str:
+    """What the series vary in: ``sparsity`` or e.g. ``sparsity, init``."""
+    keys = [key for key, _ in all_series[0].variant] if all_series else []
+    return ", ".join(["sparsity", *keys])
 
 
 def _envs(study: Study) -> list[str]:
@@ -50,26 +54,27 @@ def _envs(study: Study) -> list[str]:
 
 
 def scaling_figure(study: Study) -> Figure:
-    """Final return vs total and vs non-zero parameters: a line per sparsity, mean/IQM ± 95% CI."""
+    """Final return vs total and vs non-zero parameters: a line per sparsity (and varying training
+    setting: ``Series``), mean/IQM ± 95% CI."""
     envs = _envs(study)
     fig, axes = plt.subplots(len(envs), 2, figsize=(12, 4.2 * len(envs)), squeeze=False)
     for row, env in enumerate(envs):
         finished = [t for t in study.finished if t.env == env]
-        sparsities = sorted({t.sparsity for t in finished})
+        all_series = sorted({t.series for t in finished})
         for col, (x_of, x_label) in enumerate(((lambda t: t.dense_params, "total parameters"),
                                                (lambda t: t.nonzero_params, "non-zero parameters"))):
             ax = axes[row][col]
-            for sparsity in sparsities:
+            for series in all_series:
                 groups: dict[tuple, list[Trial]] = defaultdict(list)
                 for t in finished:
-                    if t.sparsity == sparsity:
+                    if t.series == series:
                         groups[(t.width, t.depth)].append(t)
                 points = sorted((x_of(ts[0]), summarize([t.final_return for t in ts])) for ts in groups.values())
                 points = [(x, s) for x, s in points if s.n]
                 if not points:
                     continue
                 xs = np.array([x for x, _ in points], dtype=float)
-                style = _sparsity_style(sparsity, sparsities)
+                style = _series_style(series, all_series)
                 ax.plot(xs, [s.center for _, s in points], **style)
                 ax.fill_between(xs, [s.low for _, s in points], [s.high for _, s in points],
                                 color=style["color"], alpha=0.15, linewidth=0)
@@ -91,13 +96,13 @@ def heatmap_figure(study: Study) -> Figure:
     for col, env in enumerate(envs):
         ax = axes[0][col]
         trials = [t for t in study.trials if t.env == env]
-        sizes, sparsities = _sizes(trials), sorted({t.sparsity for t in trials})
+        sizes, all_series = _sizes(trials), sorted({t.series for t in trials})
         vary = _depths_vary(trials)
-        grid = np.full((len(sizes), len(sparsities)), np.nan)
+        grid = np.full((len(sizes), len(all_series)), np.nan)
         texts = {}
         for i, (width, depth) in enumerate(sizes):
-            for j, sparsity in enumerate(sparsities):
-                cell = [t for t in trials if (t.width, t.depth, t.sparsity) == (width, depth, sparsity)]
+            for j, series in enumerate(all_series):
+                cell = [t for t in trials if (t.width, t.depth, t.series) == (width, depth, series)]
                 summary = summarize([t.final_return for t in cell if t.finished])
                 grid[i, j] = summary.center
                 unfinished = sum(not t.finished for t in cell)
@@ -110,10 +115,10 @@ def heatmap_figure(study: Study) -> Figure:
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if dark else "black" if np.isfinite(value) else "gray")
         fig.colorbar(image, ax=ax, label="final return")
-        ax.set_xticks(range(len(sparsities)), [f"{s:g}" for s in sparsities])
+        ax.set_xticks(range(len(all_series)), [s.short for s in all_series])
         labels = [size_label(next(t for t in trials if (t.width, t.depth) == size), vary) for size in sizes]
         ax.set_yticks(range(len(sizes)), labels)
-        ax.set_xlabel("sparsity")
+        ax.set_xlabel(_series_name(all_series))
         ax.set_ylabel("width")
         ax.set_title(f"{env}: final return")
     fig.tight_layout()
@@ -148,17 +153,17 @@ def diagnostics_figure(study: Study, env: str, network: str) -> Figure | None:
     trials = [t for t in study.trials if t.env == env]
     if not curves or not trials:
         return None
-    sizes, sparsities, vary = _sizes(trials), sorted({t.sparsity for t in trials}), _depths_vary(trials)
+    sizes, all_series, vary = _sizes(trials), sorted({t.series for t in trials}), _depths_vary(trials)
     fig, axes = plt.subplots(len(curves), len(sizes), figsize=(4.2 * len(sizes), 3.0 * len(curves)),
                              squeeze=False)
     for j, (width, depth) in enumerate(sizes):
         for i, (_, label, key) in enumerate(curves):
             ax = axes[i][j]
-            for sparsity in sparsities:
-                runs = [t for t in trials if (t.width, t.depth, t.sparsity) == (width, depth, sparsity)]
+            for series in all_series:
+                runs = [t for t in trials if (t.width, t.depth, t.series) == (width, depth, series)]
                 steps, values = _mean_curve([study.history(t, key) for t in runs])
                 if len(steps):
-                    ax.plot(steps, values, **{**_sparsity_style(sparsity, sparsities), "markersize": 3})
+                    ax.plot(steps, values, **{**_series_style(series, all_series), "markersize": 3})
             if i == 0:
                 first = next(t for t in trials if (t.width, t.depth) == (width, depth))
                 ax.set_title(f"{network}, {size_label(first, vary)}")
@@ -194,30 +199,30 @@ def _mean_curve(histories: list[list[tuple[int, float]]]) -> tuple[np.ndarray, n
 def interference_figure(study: Study, env: str) -> Figure | None:
     """Gradient-cosine matrices (the last saved, first seed) on a width × sparsity grid, per network."""
     trials = [t for t in study.trials if t.env == env]
-    sizes, sparsities, vary = _sizes(trials), sorted({t.sparsity for t in trials}), _depths_vary(trials)
+    sizes, all_series, vary = _sizes(trials), sorted({t.series for t in trials}), _depths_vary(trials)
     cells: dict[tuple, tuple[int, dict]] = {}
     for width, depth in sizes:
-        for sparsity in sparsities:
-            runs = sorted((t for t in trials if (t.width, t.depth, t.sparsity) == (width, depth, sparsity)),
+        for series in all_series:
+            runs = sorted((t for t in trials if (t.width, t.depth, t.series) == (width, depth, series)),
                           key=lambda t: (not t.finished, t.seed))
             for t in runs:
                 found = study.latest_cosines(t)
                 if found is not None:
-                    cells[(width, depth, sparsity)] = (t, *found)
+                    cells[(width, depth, series)] = (t, *found)
                     break
     if not cells:
         return None
     networks = sorted({n for _, _, matrices in cells.values() for n in matrices})
-    fig, axes = plt.subplots(len(sizes), len(sparsities) * len(networks),
-                             figsize=(2.8 * len(sparsities) * len(networks), 2.8 * len(sizes)), squeeze=False)
+    fig, axes = plt.subplots(len(sizes), len(all_series) * len(networks),
+                             figsize=(2.8 * len(all_series) * len(networks), 2.8 * len(sizes)), squeeze=False)
     image = None
     for i, (width, depth) in enumerate(sizes):
         for k, network in enumerate(networks):
-            for j, sparsity in enumerate(sparsities):
-                ax = axes[i][k * len(sparsities) + j]
+            for j, series in enumerate(all_series):
+                ax = axes[i][k * len(all_series) + j]
                 ax.set_xticks([])
                 ax.set_yticks([])
-                cell = cells.get((width, depth, sparsity))
+                cell = cells.get((width, depth, series))
                 if cell is None or network not in cell[2]:
                     ax.set_axis_off()
                     continue
@@ -225,7 +230,7 @@ def interference_figure(study: Study, env: str) -> Figure | None:
                 matrix = np.asarray(matrices[network], dtype=float)
                 image = ax.imshow(matrix, cmap="RdBu_r", vmin=-1, vmax=1)
                 off = matrix[~np.eye(len(matrix), dtype=bool)]
-                ax.set_title(f"{network} {size_label(trial, vary)} s{sparsity:g}\n"
+                ax.set_title(f"{network} {size_label(trial, vary)} s{series.short}\n"
                              f"mean cos {off.mean():.2f} (iter {iteration})", fontsize=8)
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="cosine of per-sample gradients")

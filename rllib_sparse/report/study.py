@@ -14,10 +14,37 @@ from rllib_sparse import metrics
 from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SWEEP_TAG, TRIAL_TAG
 
 DIAGNOSTIC_PREFIX = metrics.DIAGNOSTICS_PREFIX
+#: MLflow params of a trial's training settings (``training.<name>``), as the sweep logs them.
+TRAINING_PARAM_PREFIX = "training."
 
 
 class ReportError(ValueError):
     """The study cannot be reported (no such experiment, no finished runs): one line for the user."""
+
+
+@dataclass(frozen=True, order=True)
+class Series:
+    """What a curve or a heat-map column of the report stands for: a sparsity, and the values of the
+    study's training axes that vary (e.g. streaming RL's ``init``): trials that differ in them are
+    never averaged together."""
+
+    sparsity: float
+    variant: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dense(self) -> bool:
+        return self.sparsity == 0.0
+
+    @property
+    def short(self) -> str:
+        """``0.9`` or ``0.9 static_mask``: a tick label."""
+        return " ".join([f"{self.sparsity:g}", *(value for _, value in self.variant)])
+
+    @property
+    def label(self) -> str:
+        """``dense``, ``sparsity 0.9`` or ``sparsity 0.9, init=static_mask``: a legend entry."""
+        base = "dense" if self.dense else f"sparsity {self.sparsity:g}"
+        return ", ".join([base, *(f"{key}={value}" for key, value in self.variant)])
 
 
 @dataclass
@@ -28,6 +55,8 @@ class Trial:
     params: dict[str, str]
     metrics: dict[str, float]  # latest value of each metric
     start_time: int
+    #: The study's varying training axes and this trial's values of them (``Series.variant``).
+    variant: tuple[tuple[str, str], ...] = ()
 
     def param(self, key: str, default=None, cast=str):
         value = self.params.get(key)
@@ -58,6 +87,10 @@ class Trial:
     @property
     def sparsity(self) -> float:
         return self.param("sparsity", 0.0, float)
+
+    @property
+    def series(self) -> Series:
+        return Series(self.sparsity, self.variant)
 
     @property
     def seed(self) -> int:
@@ -147,8 +180,13 @@ def load_study(experiment: str, uri: str) -> Study:
         if name and name not in trials:
             trials[name] = Trial(run.info.run_id, name, run.info.status, dict(run.data.params),
                                  dict(run.data.metrics), run.info.start_time or 0)
+    # Training settings that vary over the study (a ``training.<name>`` grid axis): a series each.
+    keys = sorted({k for t in trials.values() for k in t.params if k.startswith(TRAINING_PARAM_PREFIX)})
+    varying = [k for k in keys if len({t.params.get(k) for t in trials.values()}) > 1]
+    for trial in trials.values():
+        trial.variant = tuple((k[len(TRAINING_PARAM_PREFIX):], str(trial.params.get(k))) for k in varying)
     study = Study(uri, experiment, found.experiment_id, parent,
-                  sorted(trials.values(), key=lambda t: (t.env, t.dense_params, t.sparsity, t.seed, t.name)),
+                  sorted(trials.values(), key=lambda t: (t.env, t.dense_params, t.series, t.seed, t.name)),
                   client)
     if not study.finished:
         counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(study.counts().items())) or "no trial runs"

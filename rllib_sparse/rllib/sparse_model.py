@@ -17,7 +17,7 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm
+from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm, rllib_algorithm
 from rllib_sparse.envs import env_family
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
@@ -34,7 +34,7 @@ def resolve(path: str) -> type:
 
 
 def module_class_for(algorithm: str) -> type:
-    return resolve(get_algorithm(algorithm).module_class)
+    return resolve(rllib_algorithm(algorithm).module_class)
 
 
 def _fields(model: str | SparseModelConfig, fields: dict[str, Any]) -> SparseModelConfig:
@@ -52,7 +52,7 @@ def sparse_module_spec(algorithm: str, model: str | SparseModelConfig = "simba",
     rescale) or an already parsed ``SparseModelConfig``. Validated here, before Ray starts; the config
     becomes a plain dict only here, at RLlib's ``model_config`` boundary.
     """
-    row = get_algorithm(algorithm)
+    row = rllib_algorithm(algorithm)
     config = _fields(model, fields)
     return RLModuleSpec(module_class=resolve(row.module_class), catalog_class=resolve(row.catalog_class),
                         model_config={MODEL_CONFIG_KEY: config.model_dump()})
@@ -152,7 +152,7 @@ def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = 
 
 def algorithm_config(algorithm: str) -> AlgorithmConfig:
     """A fresh RLlib config object for an algorithm of the table."""
-    return resolve(get_algorithm(algorithm).config_class)()
+    return resolve(rllib_algorithm(algorithm).config_class)()
 
 
 def planned_module(config: AlgorithmConfig, spaces=None):

@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rllib_sparse.networks import build_network
+from rllib_sparse.networks import SparseModelConfig, build_network
 from rllib_sparse.sparsity import sparsify
+from rllib_sparse.sparsity.prune import kept_count
 from rllib_sparse.streaming.init import INITS, sparse_init_, uniform_fan_in_
 from rllib_sparse.streaming.normalize import ObservationNormalizer, RewardScaler
 from rllib_sparse.streaming.obgd import ObGD
@@ -68,27 +69,72 @@ class Critic(nn.Module):
         return self.value(self.body(obs)).squeeze(-1)
 
 
-class StreamAC:
-    """Networks, ObGD optimizers, normalisers; ``act`` then ``learn`` once per env step."""
+def default_model() -> SparseModelConfig:
+    """stream-x's networks: 2 hidden layers of 128 (LayerNorm, LeakyReLU), 90% sparse."""
+    return SparseModelConfig.parse({"model": "layernorm_mlp", "width": 128, "depth": 2, "sparsity": 0.9})
 
-    def __init__(self, obs_dim: int, act_dim: int, *, model: str = "layernorm_mlp", width: int = 128,
-                 depth: int = 2, init: str = "sparse_init", sparsity: float = 0.9, allocation: str = "erdos_renyi",
-                 seed: int = 0, settings: StreamACSettings | None = None):
+
+def planned_layers(obs_dim: int, act_dim: int, model: SparseModelConfig, init: str) -> dict[str, dict]:
+    """Per network, its parameter count and each weight layer's shape, density and non-zero count,
+    built on the ``meta`` device (no memory, no compute): what ``rllib-sparse validate`` counts.
+
+    The density is the fraction of weights that can be non-zero while training: the masks' under
+    ``static_mask``; 1.0 under ``dense`` and under ``sparse_init``, whose zeros are trainable.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not known; allowed: {', '.join(INITS)}")
+    out = {}
+    with torch.device("meta"):
+        for offset, role in enumerate(("actor", "critic")):
+            shape = model.network(role)
+            body = build_network(shape.model, (obs_dim,), shape.width, shape.depth)
+            net = Actor(body, act_dim) if role == "actor" else Critic(body)
+            densities = {}
+            if init == "static_mask" and shape.sparsity > 0:
+                densities = sparsify(net, shape.sparsity, allocation=shape.allocation, seed=model.seed + offset,
+                                     keep_first_dense=model.keep_first_dense, keep_last_dense=model.keep_last_dense)
+            rows = []
+            for name, layer in net.named_modules():
+                if isinstance(layer, nn.Linear):
+                    density = densities.get(name, 1.0)
+                    total = layer.weight.numel()
+                    rows.append({"layer": name, "shape": list(layer.weight.shape), "density": density,
+                                 "nonzero": kept_count(total, density), "total": total})
+            out[role] = {"parameters": sum(p.numel() for p in net.parameters()), "layers": rows}
+    return out
+
+
+class StreamAC:
+    """Networks, ObGD optimizers, normalisers; ``act`` then ``learn`` once per env step.
+
+    ``model`` gives each network's registered body, width, depth, sparsity and allocation (the sweep
+    file's ``model`` section); ``init`` says what the sparsity means: none (``dense``), stream-x's
+    per-row trainable zeros (``sparse_init``) or this project's fixed masks (``static_mask``).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, model: SparseModelConfig | None = None, *,
+                 init: str = "sparse_init", settings: StreamACSettings | None = None):
         if init not in INITS:
             raise ValueError(f"init={init!r} is not known; allowed: {', '.join(INITS)}")
+        model = model or default_model()
         self.settings = settings or StreamACSettings()
+        seed = model.seed
         torch.manual_seed(seed)
-        self.actor = Actor(build_network(model, (obs_dim,), width, depth), act_dim)
-        self.critic = Critic(build_network(model, (obs_dim,), width, depth))
+        actor, critic = model.network("actor"), model.network("critic")
+        self.actor = Actor(build_network(actor.model, (obs_dim,), actor.width, actor.depth), act_dim)
+        self.critic = Critic(build_network(critic.model, (obs_dim,), critic.width, critic.depth))
         generator = torch.Generator().manual_seed(seed)
-        for net in (self.actor, self.critic):
+        for net, shape in ((self.actor, actor), (self.critic, critic)):
             if init == "sparse_init":
-                sparse_init_(net, sparsity, generator)
+                sparse_init_(net, shape.sparsity, generator)
             else:
                 uniform_fan_in_(net, generator)
-        if init == "static_mask" and sparsity > 0:
-            sparsify(self.actor, sparsity, allocation=allocation, seed=seed)
-            sparsify(self.critic, sparsity, allocation=allocation, seed=seed + 1)
+        if init == "static_mask":
+            for offset, (net, shape) in enumerate(((self.actor, actor), (self.critic, critic))):
+                if shape.sparsity > 0:
+                    sparsify(net, shape.sparsity, allocation=shape.allocation, seed=seed + offset,
+                             keep_first_dense=model.keep_first_dense, keep_last_dense=model.keep_last_dense,
+                             rescale=model.rescale)
         s = self.settings
         self.policy_optimizer = ObGD(self.actor.parameters(), lr=s.lr, gamma=s.gamma, lamda=s.lamda,
                                      kappa=s.kappa_policy)
@@ -97,6 +143,10 @@ class StreamAC:
         self.obs_norm = ObservationNormalizer((obs_dim,))
         self.reward_scale = RewardScaler(s.gamma)
         self.rng = torch.Generator().manual_seed(seed + 2)
+
+    def networks(self) -> dict[str, tuple[nn.Module, nn.Module]]:
+        """(body, head) of each network, for the paper's diagnostics: the actor's mean head, the value head."""
+        return {"actor": (self.actor.body, self.actor.mean), "critic": (self.critic.body, self.critic.value)}
 
     def normalize(self, obs) -> torch.Tensor:
         """The observation as the networks see it (updating the running statistics)."""
@@ -115,7 +165,7 @@ class StreamAC:
         value = self.critic(obs)
         with torch.no_grad():
             next_value = 0.0 if terminated else float(self.critic(next_obs))
-        delta = reward + self.settings.gamma * next_value - float(value)
+        delta = reward + self.settings.gamma * next_value - float(value.detach())
 
         self.value_optimizer.zero_grad()
         value.backward()

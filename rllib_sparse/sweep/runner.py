@@ -359,6 +359,7 @@ def trial_params(spec: SweepSpec, planned: PlannedTrial) -> dict[str, Any]:
         "smoke": spec.smoke,
     }
     params.update({f"training.{k}": v for k, v in point.training.items()})
+    params.update(runner_class(spec.algorithm).params(spec, point))
     return params
 
 
@@ -563,27 +564,35 @@ def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
 
 
 def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id: str | None = None) -> None:
-    """Final return per width x sparsity (mean over seeds), the failures, and where to look."""
+    """Final return per width x sparsity (and any training axis: a column each; mean over seeds), the
+    failures, and where to look."""
     final = {_trial_index(r, trials)[0]: m.study_return(r.metrics or {}) for r in grid} if grid else {}
     evaluated = any(m.EVALUATION_RETURN in (r.metrics or {}) for r in grid or [])
+    runner = runner_class(spec.algorithm)
+    training_axes = [axis for axis in spec.grid if axis.startswith("training.")]
     cells: dict[tuple, list[float]] = {}
     for index, t in enumerate(trials):
         # The shared width when the grid scales it (actor and critic together), else the actor's.
         shape = t.point.model.network("actor")
         width = t.point.model.width or shape.width
+        sparsity = runner.params(spec, t.point).get("sparsity", shape.sparsity)
+        column = (sparsity, *(t.point.axes[axis] for axis in training_axes))
         ret = final.get(index)
-        cells.setdefault((width, shape.sparsity), [])
+        cells.setdefault((width, column), [])
         if ret is not None:
-            cells[(width, shape.sparsity)].append(ret)
+            cells[(width, column)].append(ret)
     widths = sorted({w for w, _ in cells})
-    sparsities = sorted({s for _, s in cells})
+    columns = sorted({c for _, c in cells}, key=lambda c: tuple(str(v) if i else v for i, v in enumerate(c)))
+    labels = [" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in c) for c in columns]
+    size = max([10, *(len(label) + 2 for label in labels)])
     out("")
     kind = "evaluation" if evaluated else "episode"
     out(f"final {kind} return (mean over seeds) of {spec.name!r}:")
-    out("width \\ sparsity " + "".join(f"{s:>10g}" for s in sparsities))
+    head = " ".join(["sparsity", *(axis[len("training."):] for axis in training_axes)])
+    out(f"width \\ {head} ".rjust(17) + "".join(f"{label:>{size}}" for label in labels))
     for w in widths:
-        row = [cells.get((w, s)) for s in sparsities]
-        out(f"{w:>16} " + "".join(f"{statistics.fmean(v):>10.1f}" if v else f"{'-':>10}" for v in row))
+        row = [cells.get((w, c)) for c in columns]
+        out(f"{w:>16} " + "".join(f"{statistics.fmean(v):>{size}.1f}" if v else f"{'-':>{size}}" for v in row))
     if failed:
         out(f"FAILED trials ({len(failed)}): {', '.join(failed)}")
     out(f"Tune folder: {experiment_dir}")

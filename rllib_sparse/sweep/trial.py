@@ -51,6 +51,12 @@ class TrialRunner(ABC):
     def resources(cls, spec: SweepSpec, point: GridPoint) -> list[dict[str, float]]:
         """The trial's resource bundles (the first is its own process), e.g. ``[{"CPU": 1}]``."""
 
+    @classmethod
+    def params(cls, spec: SweepSpec, point: GridPoint) -> dict[str, Any]:
+        """MLflow params of the trial that differ from, or add to, those read off its grid point (e.g. a
+        dense initialisation logged with sparsity 0 whatever the sparsity axis says)."""
+        return {}
+
     # ------------------------------------------------------------------ in the trial's process
 
     @abstractmethod
@@ -82,7 +88,8 @@ class TrialRunner(ABC):
         """Release what ``build`` made."""
 
 
-_RUNNERS: dict[str, str | type[TrialRunner]] = {"rllib": "rllib_sparse.sweep.rllib_runner:RLlibTrialRunner"}
+_RUNNERS: dict[str, str | type[TrialRunner]] = {"rllib": "rllib_sparse.sweep.rllib_runner:RLlibTrialRunner",
+                                                "stream": "rllib_sparse.sweep.stream_runner:StreamTrialRunner"}
 
 
 def register_trial_runner(kind: str, runner: type[TrialRunner] | str) -> None:
