@@ -128,3 +128,12 @@ def test_readme_sweep_file_is_the_shipped_quickstart(tmp_path):
     block = re.search(r"```yaml\n(.*?)```", text, flags=re.S).group(1)
     (tmp_path / "readme.yaml").write_text(block)
     assert load_sweep(tmp_path / "readme.yaml") == load_sweep(REPO / "tune_configs" / "quickstart.yaml")
+
+
+def test_readme_streaming_example_runs_as_written():
+    block = _readme_block("StreamTrainer")
+    run = run_python(block, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    found = re.search(r"^1500 steps, (\d+) episodes finished, mean \|TD error\| ([\d.]+), max \|pruned weight\| 0\.0$",
+                      run.stdout, re.M)
+    assert found and int(found.group(1)) >= 1, run.stdout

@@ -97,3 +97,26 @@ def test_size_labels_name_the_critic_width_where_it_is_set_apart():
     assert size_label(trial(width=64, depth=1, critic_width=256), depths_vary=True) == "w64/256-d1"
     assert size_label(trial(width=32, depth=2, critic_width=32), depths_vary=False) == "w32"
     assert size_label(trial(width=32, depth=2), depths_vary=True) == "w32-d2"  # runs logged before critic_width
+
+
+def test_trials_that_differ_in_a_training_axis_are_separate_series_never_averaged():
+    """A ``training.<name>`` grid axis (streaming RL's ``init``, a learning-rate sweep) is a curve and a
+    heat-map column of its own; settings the whole study shares add nothing to the labels."""
+    from rllib_sparse.report.figures import heatmap_figure
+    from rllib_sparse.report.study import Study, Trial, mark_variants
+
+    def trial(name, sparsity, init, ret):
+        params = {"env": "Walker2d-v5", "width": "128", "depth": "2", "sparsity": str(sparsity), "seed": "0",
+                  "dense_params": "1000", "training.init": init, "training.gamma": "0.99"}
+        return Trial(name, name, "FINISHED", params, {"episode_return_mean": ret}, 0)
+
+    trials = [trial("a", 0.0, "dense", 1.0), trial("b", 0.9, "sparse_init", 2.0), trial("c", 0.9, "static_mask", 5.0)]
+    mark_variants(trials)
+    assert [t.series.label for t in trials] == ["dense, init=dense", "sparsity 0.9, init=sparse_init",
+                                                "sparsity 0.9, init=static_mask"]
+    assert len({t.series for t in trials}) == 3
+    figure = heatmap_figure(Study("uri", "x", "1", None, trials, client=None))
+    ax = figure.axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["0 dense", "0.9 sparse_init", "0.9 static_mask"]
+    assert ax.get_xlabel() == "sparsity, init"
+    assert sorted(float(text.get_text().split("\n")[0]) for text in ax.texts) == [1.0, 2.0, 5.0]

@@ -158,6 +158,15 @@ class Study:
         return int(data.get("iteration", 0)), data["cosines"]
 
 
+def mark_variants(trials: list[Trial]) -> None:
+    """Set each trial's ``variant``: its values of the training settings that vary over the study (a
+    ``training.<name>`` grid axis, e.g. streaming RL's ``init``), so that no figure averages them."""
+    keys = sorted({k for t in trials for k in t.params if k.startswith(TRAINING_PARAM_PREFIX)})
+    varying = [k for k in keys if len({t.params.get(k) for t in trials}) > 1]
+    for trial in trials:
+        trial.variant = tuple((k[len(TRAINING_PARAM_PREFIX):], str(trial.params.get(k))) for k in varying)
+
+
 def load_study(experiment: str, uri: str) -> Study:
     """Read the experiment's trials; a ``ReportError`` if it does not exist or has no finished runs.
 
@@ -180,11 +189,7 @@ def load_study(experiment: str, uri: str) -> Study:
         if name and name not in trials:
             trials[name] = Trial(run.info.run_id, name, run.info.status, dict(run.data.params),
                                  dict(run.data.metrics), run.info.start_time or 0)
-    # Training settings that vary over the study (a ``training.<name>`` grid axis): a series each.
-    keys = sorted({k for t in trials.values() for k in t.params if k.startswith(TRAINING_PARAM_PREFIX)})
-    varying = [k for k in keys if len({t.params.get(k) for t in trials.values()}) > 1]
-    for trial in trials.values():
-        trial.variant = tuple((k[len(TRAINING_PARAM_PREFIX):], str(trial.params.get(k))) for k in varying)
+    mark_variants(list(trials.values()))
     study = Study(uri, experiment, found.experiment_id, parent,
                   sorted(trials.values(), key=lambda t: (t.env, t.dense_params, t.series, t.seed, t.name)),
                   client)

@@ -3,8 +3,8 @@
 Per env step, one forward and one backward per network, no replay, no batch, no target network:
 
     δ = r̃ + γ·(1 − terminated)·v(s') − v(s)                 r̃: the scaled reward; s, s': normalised
-    critic:  f = v(s)                                 → ObGD(κ_value).step(δ)
-    actor:   f = log π(a|s) + c·sign(δ)·H(π(·|s))      → ObGD(κ_policy).step(δ)
+    critic:  f = v(s)                                 → ObGD(κ_value).update(δ)
+    actor:   f = log π(a|s) + c·sign(δ)·H(π(·|s))      → ObGD(κ_policy).update(δ)
     at an episode's end (terminated or truncated) both traces are reset after the update.
 
 With ObGD adding δ·z, the actor's entropy term moves by c·|δ|·∇H: it always raises the entropy, scaled by
@@ -67,6 +67,13 @@ class Critic(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.value(self.body(obs)).squeeze(-1)
+
+
+def _clear_grads(params: list[nn.Parameter]) -> None:
+    """``zero_grad(set_to_none=True)`` without its per-call dynamo guard (~90 µs, measured): each update
+    must see only its own gradient."""
+    for p in params:
+        p.grad = None
 
 
 def default_model() -> SparseModelConfig:
@@ -140,6 +147,7 @@ class StreamAC:
                                      kappa=s.kappa_policy)
         self.value_optimizer = ObGD(self.critic.parameters(), lr=s.lr, gamma=s.gamma, lamda=s.lamda,
                                     kappa=s.kappa_value)
+        self.actor_params, self.critic_params = list(self.actor.parameters()), list(self.critic.parameters())
         self.obs_norm = ObservationNormalizer((obs_dim,))
         self.reward_scale = RewardScaler(s.gamma)
         self.rng = torch.Generator().manual_seed(seed + 2)
@@ -167,16 +175,16 @@ class StreamAC:
             next_value = 0.0 if terminated else float(self.critic(next_obs))
         delta = reward + self.settings.gamma * next_value - float(value.detach())
 
-        self.value_optimizer.zero_grad()
+        _clear_grads(self.critic_params)
         value.backward()
-        self.value_optimizer.step(delta, reset=done)
+        self.value_optimizer.update(delta, reset=done)
 
         dist = self.actor(obs)
         log_prob = dist.log_prob(torch.as_tensor(action)).sum()
         objective = log_prob + self.settings.entropy_coeff * float(np.sign(delta)) * dist.entropy().sum()
-        self.policy_optimizer.zero_grad()
+        _clear_grads(self.actor_params)
         objective.backward()
-        self.policy_optimizer.step(delta, reset=done)
+        self.policy_optimizer.update(delta, reset=done)
         return delta
 
     # ---------------------------------------------------------------- checkpoints: exact resume

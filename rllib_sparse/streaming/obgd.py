@@ -44,11 +44,13 @@ class ObGD(torch.optim.Optimizer):
                 self.state[p]["trace"] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
     @torch.no_grad()
-    def step(self, delta: float | torch.Tensor, reset: bool = False) -> float:  # type: ignore[override]
+    def update(self, delta: float | torch.Tensor, reset: bool = False) -> float:
         """Update traces with the current ``.grad``s and move the parameters by the bounded δ·z.
 
         Returns the step size used (α, or α/M when bounded). A parameter without ``.grad`` contributes
-        a gradient of 0: its trace only decays.
+        a gradient of 0: its trace only decays. ``step`` is the same update behind ``torch.optim``'s
+        per-call wrapper (optimizer hooks, a profiler range: ~90 µs a call, measured); a loop that
+        updates once per env step calls ``update`` (docs/benchmarks.md, streaming RL).
         """
         delta = float(delta)
         used = 0.0
@@ -59,10 +61,16 @@ class ObGD(torch.optim.Optimizer):
             with_grad = [(t, p.grad) for t, p in zip(traces, params) if p.grad is not None]
             if with_grad:
                 torch._foreach_add_([t for t, _ in with_grad], [g for _, g in with_grad])
-            l1 = float(torch.stack(torch._foreach_norm(traces, 1)).sum()) if traces else 0.0
+            # Not ``_foreach_norm(traces, 1)``: on the CPU its L1 kernel took 3.5x as long as abs().sum()
+            # (1.07 vs 0.31 ms for stream-x's networks at width 1024, measured), a fifth of a step there.
+            l1 = float(torch.stack([t.abs().sum() for t in traces]).sum()) if traces else 0.0
             bound = group["lr"] * group["kappa"] * max(abs(delta), 1.0) * l1
             used = group["lr"] / bound if bound > 1.0 else group["lr"]
             torch._foreach_add_(params, traces, alpha=used * delta)
             if reset:
                 torch._foreach_zero_(traces)
         return used
+
+    def step(self, delta: float | torch.Tensor, reset: bool = False) -> float:  # type: ignore[override]
+        """``update`` as a ``torch.optim`` step (optimizer hooks and profiling apply)."""
+        return self.update(delta, reset)
