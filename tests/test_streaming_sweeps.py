@@ -100,12 +100,19 @@ def test_the_three_initialisations_plan_their_sizes_and_dense_is_logged_unpruned
     (["reporting.min_time_s_per_iteration=1"], "reporting.min_time_s_per_iteration is not a STREAMAC reporting"),
     (["model.name=nature_cnn"], "model='nature_cnn' needs image observations"),
 ])
-def test_bad_streaming_settings_are_refused_in_one_line_by_validate(tmp_path, overrides, message):
-    run = rllib_sparse(["validate", str(SMALL), *(a for o in overrides for a in ("--set", o))], cwd=tmp_path,
-                       timeout=120)
+def test_bad_streaming_settings_are_refused_in_one_line_by_planning(overrides, message):
+    from rllib_sparse.sweep.plan import plan
+
+    with pytest.raises(ValueError) as error:
+        plan(load_sweep(SMALL, overrides))
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_validate_refuses_a_streaming_setting_in_one_line_with_exit_code_2(tmp_path):
+    run = rllib_sparse(["validate", str(SMALL), "--set", "training.lamda=2"], cwd=tmp_path, timeout=120)
     assert run.returncode == 2, run.stdout + run.stderr
     lines = [line for line in run.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and message in lines[0], run.stderr
+    assert len(lines) == 1 and "training.lamda=2 is invalid; allowed: a number in [0, 1]" in lines[0], run.stderr
 
 
 def test_rllib_only_entry_points_name_the_algorithms_they_take():
