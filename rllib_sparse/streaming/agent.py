@@ -81,6 +81,35 @@ def default_model() -> SparseModelConfig:
     return SparseModelConfig.parse({"model": "layernorm_mlp", "width": 128, "depth": 2, "sparsity": 0.9})
 
 
+def build_networks(obs_dim: int, act_dim: int, model: SparseModelConfig, init: str,
+                   generator: torch.Generator | None = None) -> tuple[Actor, Critic, dict[str, dict[str, float]]]:
+    """The actor and critic of ``model`` under ``init``, and each network's static-mask densities.
+
+    With a ``generator`` the weights get their initialisation (``rllib_sparse.streaming.init``) before
+    any mask is drawn; without one (planning on the ``meta`` device) they keep PyTorch's default.
+    """
+    if init not in INITS:
+        raise ValueError(f"init={init!r} is not known; allowed: {', '.join(INITS)}")
+    networks, densities = [], {}
+    for offset, role in enumerate(("actor", "critic")):
+        shape = model.network(role)
+        body = build_network(shape.model, (obs_dim,), shape.width, shape.depth)
+        net = Actor(body, act_dim) if role == "actor" else Critic(body)
+        if generator is not None:
+            if init == "sparse_init":
+                sparse_init_(net, shape.sparsity, generator)
+            else:
+                uniform_fan_in_(net, generator)
+        densities[role] = {}
+        if init == "static_mask" and shape.sparsity > 0:
+            densities[role] = sparsify(net, shape.sparsity, allocation=shape.allocation, seed=model.seed + offset,
+                                       keep_first_dense=model.keep_first_dense,
+                                       keep_last_dense=model.keep_last_dense, rescale=model.rescale)
+        networks.append(net)
+    actor, critic = networks
+    return actor, critic, densities
+
+
 def planned_layers(obs_dim: int, act_dim: int, model: SparseModelConfig, init: str) -> dict[str, dict]:
     """Per network, its parameter count and each weight layer's shape, density and non-zero count,
     built on the ``meta`` device (no memory, no compute): what ``rllib-sparse validate`` counts.
@@ -88,26 +117,18 @@ def planned_layers(obs_dim: int, act_dim: int, model: SparseModelConfig, init: s
     The density is the fraction of weights that can be non-zero while training: the masks' under
     ``static_mask``; 1.0 under ``dense`` and under ``sparse_init``, whose zeros are trainable.
     """
-    if init not in INITS:
-        raise ValueError(f"init={init!r} is not known; allowed: {', '.join(INITS)}")
-    out = {}
     with torch.device("meta"):
-        for offset, role in enumerate(("actor", "critic")):
-            shape = model.network(role)
-            body = build_network(shape.model, (obs_dim,), shape.width, shape.depth)
-            net = Actor(body, act_dim) if role == "actor" else Critic(body)
-            densities = {}
-            if init == "static_mask" and shape.sparsity > 0:
-                densities = sparsify(net, shape.sparsity, allocation=shape.allocation, seed=model.seed + offset,
-                                     keep_first_dense=model.keep_first_dense, keep_last_dense=model.keep_last_dense)
-            rows = []
-            for name, layer in net.named_modules():
-                if isinstance(layer, nn.Linear):
-                    density = densities.get(name, 1.0)
-                    total = layer.weight.numel()
-                    rows.append({"layer": name, "shape": list(layer.weight.shape), "density": density,
-                                 "nonzero": kept_count(total, density), "total": total})
-            out[role] = {"parameters": sum(p.numel() for p in net.parameters()), "layers": rows}
+        actor, critic, densities = build_networks(obs_dim, act_dim, model, init)
+    out = {}
+    for role, net in (("actor", actor), ("critic", critic)):
+        rows = []
+        for name, layer in net.named_modules():
+            if isinstance(layer, nn.Linear):
+                density = densities[role].get(name, 1.0)
+                total = layer.weight.numel()
+                rows.append({"layer": name, "shape": list(layer.weight.shape), "density": density,
+                             "nonzero": kept_count(total, density), "total": total})
+        out[role] = {"parameters": sum(p.numel() for p in net.parameters()), "layers": rows}
     return out
 
 
@@ -121,27 +142,10 @@ class StreamAC:
 
     def __init__(self, obs_dim: int, act_dim: int, model: SparseModelConfig | None = None, *,
                  init: str = "sparse_init", settings: StreamACSettings | None = None):
-        if init not in INITS:
-            raise ValueError(f"init={init!r} is not known; allowed: {', '.join(INITS)}")
         model = model or default_model()
         self.settings = settings or StreamACSettings()
-        seed = model.seed
-        torch.manual_seed(seed)
-        actor, critic = model.network("actor"), model.network("critic")
-        self.actor = Actor(build_network(actor.model, (obs_dim,), actor.width, actor.depth), act_dim)
-        self.critic = Critic(build_network(critic.model, (obs_dim,), critic.width, critic.depth))
-        generator = torch.Generator().manual_seed(seed)
-        for net, shape in ((self.actor, actor), (self.critic, critic)):
-            if init == "sparse_init":
-                sparse_init_(net, shape.sparsity, generator)
-            else:
-                uniform_fan_in_(net, generator)
-        if init == "static_mask":
-            for offset, (net, shape) in enumerate(((self.actor, actor), (self.critic, critic))):
-                if shape.sparsity > 0:
-                    sparsify(net, shape.sparsity, allocation=shape.allocation, seed=seed + offset,
-                             keep_first_dense=model.keep_first_dense, keep_last_dense=model.keep_last_dense,
-                             rescale=model.rescale)
+        self.actor, self.critic, _ = build_networks(obs_dim, act_dim, model, init,
+                                                    torch.Generator().manual_seed(model.seed))
         s = self.settings
         self.policy_optimizer = ObGD(self.actor.parameters(), lr=s.lr, gamma=s.gamma, lamda=s.lamda,
                                      kappa=s.kappa_policy)
@@ -150,7 +154,7 @@ class StreamAC:
         self.actor_params, self.critic_params = list(self.actor.parameters()), list(self.critic.parameters())
         self.obs_norm = ObservationNormalizer((obs_dim,))
         self.reward_scale = RewardScaler(s.gamma)
-        self.rng = torch.Generator().manual_seed(seed + 2)
+        self.rng = torch.Generator().manual_seed(model.seed + 2)
 
     def networks(self) -> dict[str, tuple[nn.Module, nn.Module]]:
         """(body, head) of each network, for the paper's diagnostics: the actor's mean head, the value head."""
