@@ -38,8 +38,8 @@ class _MaskGradient(torch.autograd.Function):
     @classmethod
     def apply(cls, weight: torch.Tensor, grad_mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """torch's ``Function.apply`` without its per-call ``inspect.signature`` binding of default
-        arguments (this forward has none): that binding alone cost ~80 µs per masked layer call, a
-        quarter of a streaming update step at width 128 (docs/benchmarks.md). Under ``torch.func``
+        arguments (this forward has none): in a profile that binding cost ~80 µs per masked layer call, a
+        eighth of a streaming update step at width 128 (docs/benchmarks.md). Under ``torch.func``
         transforms, torch's own path, unchanged."""
         if torch._C._are_functorch_transforms_active():
             return super().apply(weight, grad_mask)

@@ -49,7 +49,7 @@ class ObGD(torch.optim.Optimizer):
 
         Returns the step size used (α, or α/M when bounded). A parameter without ``.grad`` contributes
         a gradient of 0: its trace only decays. ``step`` is the same update behind ``torch.optim``'s
-        per-call wrapper (optimizer hooks, a profiler range: ~90 µs a call, measured); a loop that
+        per-call wrapper (optimizer hooks, a profiler range: ~90 µs a call in a profile); a loop that
         updates once per env step calls ``update`` (docs/benchmarks.md, streaming RL).
         """
         delta = float(delta)
@@ -61,8 +61,8 @@ class ObGD(torch.optim.Optimizer):
             with_grad = [(t, p.grad) for t, p in zip(traces, params) if p.grad is not None]
             if with_grad:
                 torch._foreach_add_([t for t, _ in with_grad], [g for _, g in with_grad])
-            # Not ``_foreach_norm(traces, 1)``: on the CPU its L1 kernel took 3.5x as long as abs().sum()
-            # (1.07 vs 0.31 ms for stream-x's networks at width 1024, measured), a fifth of a step there.
+            # Not ``_foreach_norm(traces, 1)``: it was a fifth of a width-1024 CPU step in a profile; whether
+            # abs().sum() is faster is not yet confirmed by benchmarks/obgd_update.py (docs/benchmarks.md).
             l1 = float(torch.stack([t.abs().sum() for t in traces]).sum()) if traces else 0.0
             bound = group["lr"] * group["kappa"] * max(abs(delta), 1.0) * l1
             used = group["lr"] / bound if bound > 1.0 else group["lr"]
