@@ -26,6 +26,47 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (all bound at once, so none is handed out twice)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def node_ports(flags: list[str], workers: range) -> list[str]:
+    """``ray start`` flags with every port of a node set explicitly, so two nodes on one host never pick
+    the same one."""
+    names = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+             "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"]
+    args = []
+    for name, port in zip(names, free_ports(len(names))):
+        args += [name, str(port)]
+    return flags + args + ["--min-worker-port", str(workers.start), "--max-worker-port", str(workers.stop - 1)]
+
+
+def wait_for(check, timeout: float, what: str):
+    """Poll ``check`` every second until it returns something true; that value, or a TimeoutError."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(1)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def alive_nodes(dashboard: str, env: dict) -> int:
+    """ALIVE nodes, asked through the dashboard's state API in a client with the cluster's token."""
+    code = ("from ray.util.state import list_nodes; "
+            f"print(sum(n.state == 'ALIVE' for n in list_nodes(address={dashboard!r}, timeout=5)))")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return int(run.stdout.strip() or 0) if run.returncode == 0 else 0
+
+
 def wait_until(check, timeout: float, what: str, process: subprocess.Popen | None = None, log: Path | None = None):
     deadline = time.time() + timeout
     while time.time() < deadline:

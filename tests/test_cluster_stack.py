@@ -1,9 +1,14 @@
 """The compose stack's cluster path with real processes instead of containers: a Ray head and two worker
-nodes on 127.0.0.1 (``ray start``, token auth), an MLflow server on PostgreSQL with S3 artifacts, and an
-S3-compatible store (moto) that also holds Tune's storage. A sweep submitted with ``rllib-sparse submit``
-loses a worker node mid-sweep (its process group killed by PID) and still completes: the lost trial
-resumes from its last checkpoint on the surviving node, MLflow ends with exactly one FINISHED child run
-per grid point with a continuous history, and every checkpoint kept its masks exact."""
+nodes on 127.0.0.1 (``ray start``, token auth on, as Ray 2.60 has it by default), an MLflow server on
+PostgreSQL with S3 artifacts, and an S3-compatible store (moto) that also holds Tune's storage.
+
+One cluster serves the module, in this order: ``sweep --address`` and ``submit --wait`` run their two
+trials on both worker nodes; then a sweep submitted with ``rllib-sparse submit`` loses a worker node
+mid-sweep (its process group killed by PID) and still completes: the lost trial resumes from its last
+checkpoint on the surviving node, MLflow ends with exactly one FINISHED child run per grid point with a
+continuous history, and every checkpoint kept its masks exact; last, clients without the token can
+neither join nor submit. The nodes run as ``ray start --block`` in their own process groups; the fixture
+stops exactly those groups by PID (never ``ray stop``, which would stop every Ray on the machine)."""
 
 from __future__ import annotations
 
@@ -22,8 +27,17 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from servers import mlflow_tracking_server, postgres_bin, postgres_server, s3_server, stop_group
-from test_cluster import alive_nodes, free_ports, node_ports, wait_for
+from servers import (
+    alive_nodes,
+    free_ports,
+    mlflow_tracking_server,
+    node_ports,
+    postgres_bin,
+    postgres_server,
+    s3_server,
+    stop_group,
+    wait_for,
+)
 from test_sweep_run import SWEEP
 
 pytestmark = [pytest.mark.ray, pytest.mark.skipif(postgres_bin() is None, reason="no PostgreSQL server installed "
@@ -73,6 +87,41 @@ def stack(tmp_path_factory):
             for node in nodes:
                 stop_group(node)
             shutil.rmtree(short, ignore_errors=True)
+
+
+def two_trial_sweep(folder: Path) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**SWEEP, "stop": {"iterations": 3}}))
+    return path
+
+
+def node_ids(db: Path) -> set[str]:
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    kids = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(kids) == 2 and all(r.info.status == "FINISHED" for r in kids)
+    return {r.data.tags["ray.node_id"] for r in kids}
+
+
+def test_sweep_joins_the_cluster_and_runs_trials_on_both_nodes(stack, tmp_path):
+    run = subprocess.run([str(BIN / "rllib-sparse"), "sweep", str(two_trial_sweep(tmp_path)), "--address", stack["gcs"]],
+                         cwd=tmp_path, env=stack["env"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert len(node_ids(tmp_path / "mlruns" / "mlflow.db")) == 2
+
+
+def test_submit_runs_the_sweep_as_a_ray_job(stack, tmp_path):
+    job_dir = tmp_path / "job"
+    run = subprocess.run([str(BIN / "rllib-sparse"), "submit", str(two_trial_sweep(tmp_path)),
+                          "--address", stack["dashboard"], "--job-dir", str(job_dir), "--wait"],
+                         cwd=tmp_path, env=stack["env"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "submitted job" in run.stdout and "ray job logs --address" in run.stdout
+    assert "SUCCEEDED" in run.stdout
+    assert "simba-w16-d1-s0.9-seed0" in run.stdout  # the job's progress lines were followed
+    assert len(node_ids(job_dir / "mlruns" / "mlflow.db")) == 2
+    [meta] = (job_dir / "runs" / "tiny").glob("*.json")
+    assert json.loads(meta.read_text())["parent_run_id"]
 
 
 def _objects(s3, bucket: str, prefix: str = "") -> list[str]:
@@ -182,8 +231,10 @@ def test_without_the_token_a_client_can_neither_join_nor_submit(stack, tmp_path)
         submit = subprocess.run([str(BIN / "rllib-sparse"), "submit", str(sweep), "--address", stack["dashboard"]],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert submit.returncode != 0 and "submitted job" not in submit.stdout, (name, submit.stdout)
+        # The joiner gives up after 3 connection tries instead of Ray's ~20 (one a second): refused is refused.
         joiner = _start_node(["--address", stack["gcs"], "--node-ip-address", "127.0.0.1", "--num-cpus", "1"],
-                             range(25000, 25200), env, tmp_path / f"{name}.log")
+                             range(25000, 25200), {**env, "RAY_gcs_server_port_wait_time_s": "3"},
+                             tmp_path / f"{name}.log")
         try:
             wait_for(lambda joiner=joiner: joiner.poll() is not None, 120, f"ray start with {name} to give up")
             assert joiner.returncode != 0, name

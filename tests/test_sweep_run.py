@@ -51,9 +51,25 @@ def children(uri: str, experiment: str):
     return client, parents, kids
 
 
-def test_local_sweep_tracks_every_trial_in_mlflow(tmp_path):
-    run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), "--num-cpus", "2"], cwd=tmp_path)
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    """One finished 2-trial sweep into the embedded MLflow store, shared by the tests that read it back.
+
+    Its sparse trial crashes once after iteration 2 (an injected fault) and is retried from its
+    checkpoint, so the same sweep shows both the tracking of every trial and a retry's continuous history.
+    """
+    folder = tmp_path_factory.mktemp("local-sweep")
+    marker = folder / "crashed-once"
+    fault = {"RLLIB_SPARSE_INJECT_FAULT": f"s0.9@2@{marker}"}
+    run = rllib_sparse(["sweep", str(sweep_file(folder, stop={"iterations": 4})), "--num-cpus", "2"],
+                       cwd=folder, env=fault)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert marker.exists()  # the fault did fire
+    return folder, run
+
+
+def test_local_sweep_tracks_every_trial_in_mlflow(local_sweep):
+    tmp_path, run = local_sweep
     assert "simba-w16-d1-s0.9-seed0" in run.stdout and "finished" in run.stdout
     assert "width \\ sparsity" in run.stdout
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
@@ -73,7 +89,7 @@ def test_local_sweep_tracks_every_trial_in_mlflow(tmp_path):
         assert len(params) < 40
         history = client.get_metric_history(kid.info.run_id, "episode_return_mean")
         steps = [m.step for m in history]
-        assert len(steps) == 3 and steps == sorted(steps) and steps[0] > 0  # env steps as MLflow step
+        assert len(steps) == 4 and steps == sorted(steps) and steps[0] > 0  # env steps as MLflow step
         assert "learner/policy_loss" in kid.data.metrics
         artifacts = {a.path for a in client.list_artifacts(kid.info.run_id)}
         assert artifacts == {"sparsity.json", "checkpoint.json"}
@@ -88,13 +104,8 @@ def test_local_sweep_tracks_every_trial_in_mlflow(tmp_path):
     assert kept / total == pytest.approx(0.1, abs=0.01)
 
 
-def test_crashed_trial_is_retried_from_its_checkpoint_with_one_continuous_history(tmp_path):
-    marker = tmp_path / "crashed-once"
-    fault = {"RLLIB_SPARSE_INJECT_FAULT": f"s0.9@2@{marker}"}
-    run = rllib_sparse(["sweep", str(sweep_file(tmp_path, stop={"iterations": 4})), "--num-cpus", "2"],
-                       cwd=tmp_path, env=fault)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    assert marker.exists()  # the fault did fire
+def test_crashed_trial_is_retried_from_its_checkpoint_with_one_continuous_history(local_sweep):
+    tmp_path, run = local_sweep
     assert "retrying from its last checkpoint" in run.stdout
     assert "Traceback" not in run.stdout + run.stderr  # Tune's own report of the crash went to the log file
     log = re.search(r"Ray, Tune and MLflow logs: (\S+)", run.stdout).group(1)
@@ -203,38 +214,19 @@ def test_unreachable_or_missing_s3_storage_is_refused_before_anything_starts(tmp
             assert not (tmp_path / "mlruns").exists() and not (tmp_path / "runs").exists()
 
 
-def test_sweep_tracks_over_http_to_a_real_mlflow_server(tmp_path):
-    import socket
-
-    from rllib_sparse.sweep.mlflow_server import local_mlflow_server
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with local_mlflow_server(tmp_path / "server", port) as uri:
-        run = rllib_sparse(["sweep", str(sweep_file(tmp_path)), "--tracking-uri", uri, "--num-cpus", "2"],
-                           cwd=tmp_path)
-        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-        assert f"MLflow: open {uri}" in run.stdout
-        assert "View run" not in run.stdout  # MLflow's own lines stay out of the progress output
-        client, parents, kids = children(uri, "tiny")
-        assert len(parents) == 1 and len(kids) == 2
-        assert all(k.info.status == "FINISHED" for k in kids + parents)
-        assert {a.path for a in client.list_artifacts(kids[0].info.run_id)} == {"sparsity.json", "checkpoint.json"}
-        assert len(client.get_metric_history(kids[0].info.run_id, "episode_return_mean")) == 3
-    assert not (tmp_path / "mlruns").exists()  # nothing went to the embedded default
-
-
-#: Files sized for a GPU cluster: on this CPU-only machine their smoke check runs without the GPU and at
-#: the smallest width on one task (the full grid is planned by test_sweep_spec's validate test).
-#: Each shipped file's smoke run on CPU, shrunk to at most two trials (both grid ends of one axis, the
-#: sparse ones): the file's own algorithm, env family and settings really build and train, while the
-#: dense path and the other grid points are covered by the tests of their own (and every file's whole
-#: grid is planned and checked by test_sweep_spec.py::test_every_shipped_sweep_file_validates).
+#: Each shipped file's smoke run on CPU, shrunk to one trial: its smallest width, sparse (90%), on one env,
+#: without the GPU the GPU-sized files ask for. The file's own algorithm, env family, training, reporting,
+#: checkpoint and failure settings really build and train through Tune; the other grid points differ only
+#: in the numbers the grid sets, and every file's whole grid is planned (each network sized and each env
+#: checked) by test_sweep_spec.py::test_every_shipped_sweep_file_validates. Dense and larger networks train
+#: in the tests of their own (test_rllib_modules, test_atari, test_dmc, test_streaming_sweeps).
 CPU_SMOKE_OVERRIDES = {
-    "atari_ppo_scaling.yaml": ["grid.env=[ALE/Pong-v5]"],
+    "atari100k_dqn.yaml": ["grid.width=[1]"],
+    "atari_ppo_scaling.yaml": ["grid.env=[ALE/Pong-v5]", "grid.width=[1]"],
+    "dmc_small_scaling.yaml": ["grid.width=[64]"],
+    "quickstart.yaml": ["grid.width=[32]"],
     "streaming_scaling.yaml": ["grid.width=[128]", "grid.training.init=[static_mask]"],  # Ant and Walker2d
-    "streaming_small.yaml": ["grid.training.init=[static_mask]"],
+    "streaming_small.yaml": ["grid.width=[128]", "grid.training.init=[static_mask]"],
     "dmc_hard_scaling.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/humanoid-run]"],
     "dmc_hard_scaling_ddpg.yaml": ["resources.gpus_per_trial=0", "grid.width=[512]", "grid.env=[dmc/dog-run]"],
 }

@@ -181,10 +181,10 @@ def _load_sweep(args: argparse.Namespace):
     from rllib_sparse.sweep.plan import plan
     from rllib_sparse.sweep.spec import load_sweep
 
-    _quiet_rllib()
     overrides = (args.set or []) + (["smoke=true"] if args.smoke else [])
     try:
-        spec = load_sweep(args.file, overrides)
+        spec = load_sweep(args.file, overrides)  # no RLlib import yet: a bad file is refused in ~2 s less
+        _quiet_rllib()  # planning builds RLlib configs
         return spec, plan(spec, source=args.file)
     except ValueError as error:
         raise BadInput(str(error)) from None

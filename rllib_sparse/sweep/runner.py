@@ -78,12 +78,12 @@ class Prepared:
 
 
 def prepare(options: SweepOptions) -> Prepared:
-    """Everything that can fail on input, before Ray starts and before anything is written: file,
-    grid, env, the sweep to resume (and that it is the same study), address, tracking store."""
+    """Everything that can fail on input, before Ray starts and before anything is written: file, the
+    sweep to resume (and that it is the same study), address, storage, tracking store, then the grid and
+    its envs (planning: the slowest check, so a mistyped flag is refused without waiting for it)."""
     overrides = list(options.overrides) + (["smoke=true"] if options.smoke else [])
     try:
         spec = load_sweep(options.file, overrides)
-        trials = plan(spec, source=str(options.file))
     except ValueError as error:
         raise SweepInputError(str(error)) from None
     if options.num_cpus is not None and options.num_cpus < 1:
@@ -120,6 +120,10 @@ def prepare(options: SweepOptions) -> Prepared:
             hint = (f" (the tracking URI the interrupted sweep used, from {meta_path}; pass --tracking-uri to "
                     "send it elsewhere)") if meta and not options.tracking_uri else ""
             raise SweepInputError(f"{error}{hint}") from None
+    try:  # last: planning builds every trial's RLlib config and env spaces (seconds), the checks above do not
+        trials = plan(spec, source=str(options.file))
+    except ValueError as error:
+        raise SweepInputError(str(error)) from None
     return Prepared(spec, trials, uri, study_dir, meta_path, meta, storage)
 
 
