@@ -153,6 +153,12 @@ def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
             time.sleep(1)
         assert driver.poll() is None, "the sweep ended before it could be killed"
         assert _finished_children(db) >= 1
+        # A second driver of the same study is refused in one line naming the running one; it starts nothing.
+        second = rllib_sparse(["sweep", str(path), "--num-cpus", "2"], cwd=tmp_path, timeout=120)
+        errors = [line for line in second.stderr.splitlines() if line.strip()]
+        assert second.returncode == 2 and len(errors) == 1, second.stdout[-2000:] + second.stderr[-2000:]
+        assert "is in use by another driver" in errors[0] and f"PID {driver.pid} on " in errors[0], errors
+        assert len(list((tmp_path / "runs" / "tiny").glob("*.json"))) == 1  # no second sweep record
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started, nothing else
         driver.wait()
@@ -160,6 +166,9 @@ def test_killed_driver_resumes_and_finishes_the_rest(tmp_path):
     assert any(r["done"] for r in at_kill.values())
     resumed = rllib_sparse(["sweep", str(path), "--resume", "--num-cpus", "2"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+    [log] = (tmp_path / "runs" / "tiny").glob("*.log")  # the resumed sweep's log continues the killed one's
+    drivers = re.findall(r"driver pid \d+ on \S+ (starts|resumes) sweep", log.read_text())
+    assert drivers == ["starts", "resumes"], drivers
     after = progress_records(tmp_path)
     assert set(after) == {"simba-w16-d1-s0-seed0", "simba-w16-d1-s0.5-seed0", "simba-w16-d1-s0.9-seed0"}
     for name, before in at_kill.items():

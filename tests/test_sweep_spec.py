@@ -184,12 +184,12 @@ def test_a_trial_whose_actor_never_ran_is_still_named_in_the_summary(tmp_path):
     """Tune's result of a trial that never started has no config; the sweep names it by its folder."""
     from types import SimpleNamespace
 
-    from rllib_sparse.sweep.runner import _trial_index
+    from rllib_sparse.sweep.summary import trial_index
 
     trials = plan(load_sweep(write(tmp_path, BASE)))
     name = trials[1].point.name
     never_ran = SimpleNamespace(config=None, path=f"/tmp/runs/x/20260101-000000/{name}", error=RuntimeError())
     ran = SimpleNamespace(config={"index": 0}, path="/elsewhere", error=None)
-    assert _trial_index(never_ran, trials) == (1, name)
-    assert _trial_index(ran, trials) == (0, trials[0].point.name)
-    assert _trial_index(SimpleNamespace(config=None, path=None), trials)[0] is None
+    assert trial_index(never_ran, trials) == (1, name)
+    assert trial_index(ran, trials) == (0, trials[0].point.name)
+    assert trial_index(SimpleNamespace(config=None, path=None), trials)[0] is None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -22,15 +21,6 @@ from rllib_sparse.sweep import STORAGE_ENV
 
 class BadInput(Exception):
     """Input the user must fix; printed as one line, exit code 2."""
-
-
-def _quiet_rllib() -> None:
-    """RLlib's driver-side notices ("running PPO on the new API stack", deprecations) drown the
-    progress lines. RLlib sets its logger's level when it is imported, hence import first."""
-    import ray.rllib  # noqa: F401
-
-    for name in ("ray.rllib", "ray._common.deprecation"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 # ----------------------------------------------------------------------------------------- arguments
@@ -74,8 +64,9 @@ def _model_fields(args: argparse.Namespace) -> dict:
 def _configured(args: argparse.Namespace):
     """An RLlib config for ``args.algorithm``/``args.env`` with the sparse model, fully validated."""
     from rllib_sparse.rllib import algorithm_config, with_sparse_model
+    from rllib_sparse.sweep.plan import quiet_rllib
 
-    _quiet_rllib()
+    quiet_rllib()
     try:
         config = algorithm_config(args.algorithm).environment(args.env)
         return with_sparse_model(config, args.model, **_model_fields(args))
@@ -184,7 +175,6 @@ def _load_sweep(args: argparse.Namespace):
     overrides = (args.set or []) + (["smoke=true"] if args.smoke else [])
     try:
         spec = load_sweep(args.file, overrides)  # no RLlib import yet: a bad file is refused in ~2 s less
-        _quiet_rllib()  # planning builds RLlib configs
         return spec, plan(spec, source=args.file)
     except ValueError as error:
         raise BadInput(str(error)) from None
@@ -275,15 +265,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Every trial of the grid with Ray Tune, tracked in MLflow."""
-    from rllib_sparse.sweep.runner import SweepInputError, SweepOptions, run_sweep
+    from rllib_sparse.sweep.preflight import SweepInputError, SweepOptions, prepare
 
-    _quiet_rllib()
     options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
                            tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
                            tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose,
                            storage=args.storage)
     try:
-        return run_sweep(options)
+        prepared = prepare(options)  # imports no Tune (nor RLlib before planning): a refusal comes in seconds
+        from rllib_sparse.sweep.runner import run_prepared
+
+        return run_prepared(options, prepared)
     except SweepInputError as error:
         raise BadInput(str(error)) from None
 

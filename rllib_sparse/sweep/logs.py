@@ -58,11 +58,13 @@ class LibraryLogs:
                     logger.removeHandler(handler)
 
     def move_to(self, path: Path) -> None:
-        """Continue the log at ``path`` (what was logged so far comes along)."""
+        """Continue the log at ``path`` (what was logged so far comes along). An existing ``path`` (the
+        log of the sweep that ``--resume`` continues) is appended to, never replaced."""
         self._handler.acquire()
         try:
             self._handler.flush()
-            shutil.copyfile(self.path, path)
+            with open(self.path, "rb") as source, open(path, "ab") as target:
+                shutil.copyfileobj(source, target)
             self._handler.close()
             self.path.unlink(missing_ok=True)
             self.path = path

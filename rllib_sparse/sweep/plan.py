@@ -6,6 +6,7 @@ algorithms build their RL module on the ``meta`` device (shapes and densities, n
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
@@ -46,8 +47,19 @@ def too_big(trial: PlannedTrial, limit: str) -> str:
             f"moments), but {limit}; allowed: a smaller width or depth")
 
 
+def quiet_rllib() -> None:
+    """RLlib's driver-side notices ("running PPO on the new API stack", deprecations) drown the
+    progress lines, and planning builds a throwaway config per trial. RLlib sets its logger's level
+    when it is imported, hence import first, then lower it."""
+    import ray.rllib  # noqa: F401
+
+    for name in ("ray.rllib", "ray._common.deprecation"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def plan(spec: SweepSpec, source: str = "sweep file") -> list[PlannedTrial]:
     """Every trial of the grid, checked and counted by its runner (nothing trains, nothing is allocated)."""
+    quiet_rllib()
     runner = runner_class(spec.algorithm)
     trials = []
     for point in spec.points():
