@@ -1,10 +1,13 @@
-"""The names of every metric the project reports, in one place (no imports: any layer may use it).
+"""The names of every metric the project reports, in one place (only the standard library: any layer may use it).
 
 A trial reports these keys per iteration (Tune results, MLflow metrics of the trial's child run); the
-report reads them back. Keeping them here means a rename cannot leave one layer behind.
+report reads them back. Keeping them here means a rename cannot leave one layer behind. Also here: which
+of them must stay finite (``nonfinite``), and how a return reads on a progress line.
 """
 
 from __future__ import annotations
+
+import math
 
 #: Mean return of the episodes finished in the iteration's window. For env families that report a
 #: full-episode return (Atari: the whole game, unclipped, all lives) this is that one.
@@ -38,6 +41,13 @@ TRACKED = (EPISODE_RETURN, EPISODE_RETURN_MAX, EPISODE_LENGTH, TRAINING_EPISODE_
            ITERATION, TIME_TOTAL, TIME_THIS_ITERATION, ENV_STEPS_PER_S)
 
 
+#: The returns a trial's non-finite check covers (besides every learner loss and TD error): a NaN here,
+#: once episodes have finished, means the env's rewards were not finite.
+RETURNS = (EPISODE_RETURN, EPISODE_RETURN_MAX, TRAINING_EPISODE_RETURN, EVALUATION_RETURN)
+#: Learner statistics the non-finite check covers, matched as substrings of the name after ``learner/``.
+CHECKED_LEARNER_KEYS = ("loss", "td_error")
+
+
 def study_return(results: dict) -> float | None:
     """The return a study compares: the evaluation return where the trial evaluates, else the training one."""
     for key in (EVALUATION_RETURN, EPISODE_RETURN):
@@ -47,11 +57,49 @@ def study_return(results: dict) -> float | None:
     return None
 
 
-def format_return(value: float | None) -> str:
-    """A return for a progress line; before any episode has finished, words instead of ``nan``."""
-    if value is None or value != value:
+def no_episode_yet(results: dict, key: str = EPISODE_RETURN) -> bool:
+    """Whether ``key`` (a return) is missing because no episode has finished yet.
+
+    RLlib (2.60) and the streaming runner leave the return out until the first episode ends. A runner that
+    reports NaN instead says so with an episode length of NaN (or 0) next to it; a NaN return next to a
+    finite episode length, or without one, comes from finished episodes: their rewards were not finite.
+    """
+    value = results.get(key)
+    if value is None:
+        return True
+    if value == value:
+        return False
+    length = results.get(EPISODE_LENGTH)
+    return isinstance(length, (int, float)) and not length > 0
+
+
+def nonfinite(results: dict) -> dict[str, float]:
+    """The returns, learner losses and TD errors of one iteration that are NaN or infinite (returns first,
+    in ``RETURNS`` order; a return not yet reported because no episode has finished is not one of them)."""
+    found = {key: float(results[key]) for key in RETURNS
+             if isinstance(results.get(key), (int, float)) and not math.isfinite(results[key])
+             and not no_episode_yet(results, key)}
+    for key, value in results.items():
+        if (key.startswith(LEARNER_PREFIX) and any(k in key[len(LEARNER_PREFIX):] for k in CHECKED_LEARNER_KEYS)
+                and isinstance(value, (int, float)) and not math.isfinite(value)):
+            found[key] = float(value)
+    return found
+
+
+def format_return(value: float | None, finished: bool = True) -> str:
+    """A return for a progress line; before any episode has finished (``value`` None, or ``finished``
+    False: see ``no_episode_yet``), words instead of a number. Finished episodes' non-finite return
+    shows as ``nan``/``inf``."""
+    if value is None or not finished:
         return "no episode finished yet"
     return f"{value:.2f}"
+
+
+def return_text(results: dict, key: str = EPISODE_RETURN) -> str:
+    """``format_return`` of ``results[key]``, telling a missing return from finished episodes' NaN."""
+    return format_return(results.get(key), not no_episode_yet(results, key))
+
+
 TRACKED_PREFIXES = (LEARNER_PREFIX, MASK_PREFIX, DIAGNOSTICS_PREFIX)
 
 

@@ -231,6 +231,13 @@ def test_without_the_token_a_client_can_neither_join_nor_submit(stack, tmp_path)
         submit = subprocess.run([str(BIN / "rllib-sparse"), "submit", str(sweep), "--address", stack["dashboard"]],
                                 cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert submit.returncode != 0 and "submitted job" not in submit.stdout, (name, submit.stdout)
+        if name == "wrong token":  # a driver joining with it: the one-line refusal, none of Ray's native lines
+            sweep_run = subprocess.run([str(BIN / "rllib-sparse"), "sweep", str(sweep), "--address", stack["gcs"]],
+                                       cwd=tmp_path, env={**env, "RAY_gcs_server_port_wait_time_s": "3"},
+                                       capture_output=True, text=True, timeout=300)
+            errors = [line for line in sweep_run.stderr.splitlines() if line.strip()]
+            assert sweep_run.returncode == 2 and len(errors) == 1, sweep_run.stdout[-2000:] + sweep_run.stderr[-3000:]
+            assert "Ray could not be started at --address=" in errors[0], errors
         # The joiner gives up after 3 connection tries instead of Ray's ~20 (one a second): refused is refused.
         joiner = _start_node(["--address", stack["gcs"], "--node-ip-address", "127.0.0.1", "--num-cpus", "1"],
                              range(25000, 25200), {**env, "RAY_gcs_server_port_wait_time_s": "3"},

@@ -47,6 +47,7 @@ def refused(path, overrides=(), planned=True) -> str:
     (["stop.iterations.x=1"], "--set 'stop.iterations.x=1': stop.iterations=3 is a value, not a section"),
     (["grid.training.lr=[0.0001, 0.00010000001]"], "are the same trial 'simba-w16-d1-s0-lr0.0001-seed0'"),
     (["algorithm=DQN", "grid.actor.width=[8]"], "grid.actor.width is set, but DQN has no actor network; allowed: critic"),
+    (["failure.on_nonfinite=ignore"], "failure.on_nonfinite='ignore' is invalid: Input should be 'fail' or 'warn'"),
 ])
 def test_sweep_file_values_are_refused_in_one_line(tmp_path, overrides, expected):
     message = refused(write(tmp_path), overrides)

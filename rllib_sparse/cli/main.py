@@ -224,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import ray
 
     from rllib_sparse import metrics as m
-    from rllib_sparse.sweep.trial import iterate_trial, runner_class
+    from rllib_sparse.sweep.trial import NonFiniteTrainingError, iterate_trial, runner_class
 
     spec, trials = _load_sweep(args)
     names = [t.point.name for t in trials]
@@ -237,11 +237,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         runner.build()
         print(f"training {planned.point.name} ({spec.algorithm} on {planned.point.env}): "
               f"{planned.nonzero_params:,} non-zero of {planned.dense_params:,} parameters", flush=True)
-        for step in iterate_trial(runner, spec):
+        steps = iterate_trial(runner, spec)
+        while True:
+            try:
+                step = next(steps, None)
+            except NonFiniteTrainingError as error:  # the reason is the whole story: one line, exit 1
+                print(f"rllib-sparse: training failed: {error}", file=sys.stderr)
+                return 1
+            if step is None:
+                break
             metrics = step.metrics
             evaluation = metrics.get(m.EVALUATION_RETURN)
             print(f"iter {step.iteration:>3}  env_steps {int(metrics.get(m.ENV_STEPS, 0)):>8,}  "
-                  f"return {m.format_return(metrics.get(m.EPISODE_RETURN))}  "
+                  f"return {m.return_text(metrics)}  "
                   + (f"eval return {m.format_return(evaluation)}  " if evaluation is not None else "")
                   + f"({metrics.get(m.TIME_TOTAL, 0):6.1f} s)", flush=True)
             by_network: dict[str, list[str]] = {}
@@ -267,11 +275,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Every trial of the grid with Ray Tune, tracked in MLflow."""
     from rllib_sparse.sweep.preflight import SweepInputError, SweepOptions, prepare
 
-    options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
-                           tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
-                           tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose,
-                           storage=args.storage)
     try:
+        options = SweepOptions(file=Path(args.file), overrides=args.set or [], address=args.address,
+                               tracking_uri=args.tracking_uri, resume=args.resume, smoke=args.smoke,
+                               tracking=not args.no_tracking, num_cpus=args.num_cpus, verbose=args.verbose,
+                               storage=args.storage)
         prepared = prepare(options)  # imports no Tune (nor RLlib before planning): a refusal comes in seconds
         from rllib_sparse.sweep.runner import run_prepared
 
@@ -293,7 +301,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if urlparse(uri).scheme == "sqlite" and not sqlite_path(uri).is_file():
             raise ValueError(f"tracking URI {uri!r}: no MLflow store there ({sqlite_path(uri).resolve()}); "
                              "allowed: the store a sweep wrote (default ./mlruns/mlflow.db) or http://HOST:PORT")
-        check_tracking_uri(uri)
+        check_tracking_uri(uri, write=False)
         report = build_report(args.experiment, uri, out)
     except (ReportError, ValueError) as error:
         raise BadInput(str(error)) from None

@@ -81,16 +81,21 @@ def env_family(env_id: Any) -> EnvFamily | None:
 
 def make_env(env_id: str, env_config: dict | None = None, source: str = "env") -> gym.Env:
     """One env outside RLlib (streaming RL's trainer): the family's ``make`` with its checked options,
-    or ``gymnasium.make`` for a plain id; any failure is one ValueError line naming the id."""
+    or ``gymnasium.make`` for a plain id; any failure is one ValueError line naming the id. Float
+    observations are checked for NaN and infinities (``rllib_sparse.envs.finite``)."""
     import difflib
+
+    from rllib_sparse.envs.finite import check_observations
 
     family = env_family(env_id)
     try:
         if family is not None:
             if family.check_id is not None:
                 family.check_id(env_id)
-            return family.make(env_id, **family.validate_options(env_config, source))
-        return gym.make(env_id, **dict(env_config or {}))
+            env = family.make(env_id, **family.validate_options(env_config, source))
+        else:
+            env = gym.make(env_id, **dict(env_config or {}))
+        return check_observations(env, env_id)
     except ValueError as error:
         if family is not None:
             raise ValueError(f"{source}: {error}") from None

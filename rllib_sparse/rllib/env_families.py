@@ -6,16 +6,22 @@ with Tune (so ``config.environment("ALE/Pong-v5")`` works in a plain RLlib confi
 ``env_config`` against the family's options, steps envs through the family's vectorised env when it
 has one, and logs the family's full-episode numbers (Atari: the whole game's unclipped return) from
 the episode-end ``info`` next to RLlib's own.
+
+Every env RLlib makes from a family id or a plain gymnasium id has its float observations checked for
+NaN and infinities (``rllib_sparse.envs.finite``): a plain id is registered with Tune under its own name
+to a creator that is ``gymnasium.make`` plus that check (unless the name is registered with Tune already).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import Any
 
+import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
-from rllib_sparse.envs import env_family
+from rllib_sparse.envs import check_observations, env_family
 from rllib_sparse.envs.atari import atari_env_ids, is_atari_id
 
 _WINDOW = 100  # episodes averaged, as RLlib's own episode metrics
@@ -26,8 +32,38 @@ def _create(env_id: str, env_config: dict) -> Any:
     family = env_family(env_id)
     options = family.validate_options(env_config, source=f"env_config of {env_id}")
     if "num_envs" in env_config and family.make_vector is not None:
-        return family.make_vector(env_id, int(env_config["num_envs"]), **options)
-    return family.make(env_id, **options)
+        return check_observations(family.make_vector(env_id, int(env_config["num_envs"]), **options), env_id)
+    return check_observations(family.make(env_id, **options), env_id)
+
+
+def _create_plain(env_id: str, env_config: dict) -> Any:
+    """A plain gymnasium id, made as RLlib makes it (``gymnasium.make``), observations checked."""
+    options = {k: v for k, v in env_config.items() if k != "num_envs"}
+    if "num_envs" in env_config:
+        env = gym.make_vec(env_id, int(env_config["num_envs"]), vectorization_mode="vector_entry_point", **options)
+    else:
+        env = gym.make(env_id, **options)
+    return check_observations(env, env_id)
+
+
+def register_checked_env(env_id: Any) -> bool:
+    """Register a plain gymnasium id with Tune, to ``gymnasium.make`` plus the observation check; False
+    (nothing done) for a name that is no gymnasium id or that Tune knows already (a user's own env)."""
+    from ray import tune
+    from ray.tune.registry import ENV_CREATOR, _global_registry
+
+    if not isinstance(env_id, str) or _global_registry.contains(ENV_CREATOR, env_id):
+        return False
+    module, _, name = env_id.rpartition(":")  # gymnasium's "module:Id": the module registers the id
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return False  # RLlib says what is wrong, as for any id it cannot make
+    if name not in gym.registry:
+        return False
+    tune.register_env(env_id, functools.partial(_create_plain, env_id))
+    return True
 
 
 def register_family_env(env_id: str) -> None:
@@ -66,9 +102,11 @@ class EpisodeInfoLogger:
 
 
 def with_env_family(config: AlgorithmConfig) -> AlgorithmConfig:
-    """Finish the env part of a config whose env id a registered family claims (else unchanged)."""
+    """Finish the env part of a config whose env id a registered family claims; a plain gymnasium id is
+    registered to be made with its observations checked (the config itself unchanged)."""
     family = env_family(config.env)
     if family is None:
+        register_checked_env(config.env)
         return config
     register_family_env(config.env)
     family.validate_options(dict(config.env_config), source=f"env_config of {config.env}")

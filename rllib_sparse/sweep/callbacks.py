@@ -4,6 +4,7 @@ every trial (one child run each), handed to the driver's tracker."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -13,12 +14,52 @@ from rllib_sparse import metrics as m
 from rllib_sparse.sweep.plan import PlannedTrial
 from rllib_sparse.sweep.spec import SweepSpec
 from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SweepTracker
-from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY
-from rllib_sparse.sweep.trial import runner_class
+from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY, REPAIRS_KEY
+from rllib_sparse.sweep.trial import NonFiniteTrainingError, nonfinite_warning, runner_class
 
 #: The tracker of each running sweep, by parent run id. The tracking callback is pickled into Tune's
 #: experiment state and comes back from it on ``--resume``; it finds the driver's live tracker here.
 _TRACKERS: dict[str, SweepTracker] = {}
+#: MLflow tag of a failed trial's child run: the one-line reason it failed.
+FAILURE_REASON_TAG = "rllib_sparse.failure_reason"
+_REASON_CHARS = 500
+
+
+def failure_reason(trial) -> str:
+    """The one-line reason of a Tune trial's latest failure, read from the error Tune saved for it (the
+    pickled exception, else the text of its error file): the message of a ``NonFiniteTrainingError``,
+    ``Type: first line`` of any other error."""
+    error = None
+    path = trial.pickled_error_file
+    if path and os.path.exists(path):
+        try:
+            import cloudpickle
+
+            with open(path, "rb") as stream:
+                error = cloudpickle.load(stream)
+        except Exception:  # an exception class the driver cannot import: fall back to the text
+            error = None
+    cause = getattr(error, "cause", None)  # a RayTaskError carries the trial's own exception
+    if not isinstance(cause, BaseException):
+        cause = error
+    if isinstance(cause, NonFiniteTrainingError):
+        return _one_line(str(cause))
+    if cause is not None and not hasattr(cause, "traceback_str") and _one_line(str(cause)):
+        return f"{type(cause).__name__}: {_one_line(str(cause))}"
+    text = ""
+    if trial.error_file and os.path.exists(trial.error_file):
+        with open(trial.error_file, errors="replace") as stream:
+            text = stream.read()
+    elif error is not None:
+        text = str(error)
+    # A traceback's last line is the exception (``Type: message``); the error file holds one per failure.
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure # ")]
+    return _one_line(lines[-1]) if lines else "no error was recorded"
+
+
+def _one_line(text: str) -> str:
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= _REASON_CHARS else line[:_REASON_CHARS - 3] + "..."
 
 
 
@@ -29,6 +70,7 @@ class ProgressPrinter(Callback):
         super().__init__()
         self.trials = trials
         self.status: dict[str, str] = {}
+        self.warned: set[tuple[str, str]] = set()  # (trial, metric): each non-finite metric said once
         self.started = time.time()
 
     def setup(self, **info):
@@ -51,16 +93,27 @@ class ProgressPrinter(Callback):
         self._line(trial, "started")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._line(trial, f"failed; retrying from its last checkpoint ({trial.error_file or 'no error file'})")
+        self._line(trial, f"failed: {failure_reason(trial)}; retrying from its last checkpoint "
+                          f"({trial.error_file or 'no error file'})")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        for repair in str(result.get(REPAIRS_KEY) or "").splitlines():  # damaged files the trial worked around
+            self._line(trial, f"note: {repair}")
         if result.get(ALREADY_FINISHED_KEY):
             self._line(trial, "had finished before the interruption; not run again")
             return
         evaluation = result.get(m.EVALUATION_RETURN)
         self._line(trial, f"iter {int(result.get(m.ITERATION, 0)):>4}  env_steps {int(result.get(m.ENV_STEPS, 0)):>9,}"
-                          f"  return {m.format_return(result.get(m.EPISODE_RETURN))}"
-                          + (f"  eval return {m.format_return(evaluation)}" if evaluation is not None else ""))
+                          f"  return {m.return_text(result)}"
+                          + (f"  eval return {m.return_text(result, m.EVALUATION_RETURN)}"
+                             if evaluation is not None else ""))
+        # Non-finite values reach here only under ``failure.on_nonfinite: warn``: one line per metric.
+        name = self.trials[trial.config["index"]].point.name
+        warned = self.__dict__.setdefault("warned", set())  # a printer pickled by an older version has none
+        for key, value in m.nonfinite(result).items():
+            if (name, key) not in warned:
+                warned.add((name, key))
+                self._line(trial, f"warning: {nonfinite_warning(key, value, int(result.get(m.ITERATION, 0)))}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._status(trial, "FINISHED")
@@ -68,7 +121,7 @@ class ProgressPrinter(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._status(trial, "FAILED")
-        self._line(trial, f"FAILED after its retries; see {trial.error_file}")
+        self._line(trial, f"FAILED after its retries: {failure_reason(trial)} (error file: {trial.error_file})")
 
 
 class TrackingCallback(Callback):
@@ -121,7 +174,9 @@ class TrackingCallback(Callback):
         self.tracker.end_trial(name, "FINISHED")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.tracker.end_trial(self._planned(trial).point.name, "FAILED")
+        name = self._planned(trial).point.name
+        self.tracker.set_tags(name, {FAILURE_REASON_TAG: failure_reason(trial)})
+        self.tracker.end_trial(name, "FAILED")
 
 
 def _filesystem_name(trial) -> str:

@@ -8,15 +8,31 @@ exists, which is created only once the input has been checked) and is moved next
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 #: Loggers whose records go to the file instead of the terminal.
 _LIBRARIES = ("ray", "mlflow", "alembic", "urllib3", "filelock", "py.warnings", "")
+
+
+class _LogFile(logging.FileHandler):
+    """A log file that cannot be written (a full disk) costs one line on the terminal, not a traceback
+    per record (``logging``'s default ``--- Logging error ---`` dump). Every record is still tried:
+    once there is room again, the file continues."""
+
+    said = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not self.said:
+            self.said = True
+            print(f"note: the log file {self.baseFilename} cannot be written ({sys.exc_info()[1]}); Ray, Tune "
+                  "and MLflow log lines are lost while it cannot", file=sys.stderr, flush=True)
 
 
 class LibraryLogs:
@@ -30,7 +46,7 @@ class LibraryLogs:
         handle, name = tempfile.mkstemp(prefix="rllib-sparse-sweep-", suffix=".log")
         os.close(handle)
         self.path = Path(name)
-        self._handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+        self._handler = _LogFile(self.path, mode="a", encoding="utf-8")
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self._saved: list[tuple[logging.Logger, list[logging.Handler], bool, int]] = []
         self._warnings = warnings.showwarning
@@ -56,6 +72,26 @@ class LibraryLogs:
             for handler in list(logger.handlers):
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     logger.removeHandler(handler)
+
+    @contextlib.contextmanager
+    def native_stderr(self):
+        """Send what native code writes to the process's stderr (Ray's C++ GCS client logs every failed
+        connection try there, ~20 lines when a token is wrong) to the log file for the duration."""
+        if self.echo:
+            yield
+            return
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(self.path, "ab") as target:
+                os.dup2(target.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    sys.stderr.flush()
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
 
     def move_to(self, path: Path) -> None:
         """Continue the log at ``path`` (what was logged so far comes along). An existing ``path`` (the

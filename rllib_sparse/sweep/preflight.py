@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
-from rllib_sparse.sweep.tracking import check_tracking_uri, default_tracking_uri
+from rllib_sparse.sweep.tracking import CONNECT_BUDGET_ENV, check_tracking_uri, default_tracking_uri
 
 RUNS_DIR = "runs"  # Tune's storage, under the working directory: runs/<study>/<timestamp>/
 
@@ -45,6 +45,20 @@ class SweepOptions:
     #: Seconds the end of a sweep waits for an unreachable tracking store before leaving the unsent
     #: records in the journal for ``--resume``.
     tracking_flush_timeout: float = float(os.environ.get("RLLIB_SPARSE_TRACKING_FLUSH_TIMEOUT", "300"))
+    #: Seconds the pre-flight keeps asking a tracking server that takes connections but is slow to answer
+    #: (one that is starting up), before refusing the sweep.
+    tracking_connect_budget: float = field(default_factory=lambda: _seconds(CONNECT_BUDGET_ENV, 60.0))
+
+
+def _seconds(variable: str, default: float) -> float:
+    text = os.environ.get(variable)
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise SweepInputError(f"{variable}={text!r} is invalid; allowed: a number of seconds >= 0")
+    return value
 
 
 @dataclass
@@ -98,7 +112,7 @@ def prepare(options: SweepOptions) -> Prepared:
         uri = options.tracking_uri or (meta or {}).get("tracking_uri") or spec.tracking.tracking_uri \
             or default_tracking_uri()
         try:
-            check_tracking_uri(uri)
+            check_tracking_uri(uri, budget=options.tracking_connect_budget)
         except ValueError as error:
             hint = (f" (the tracking URI the interrupted sweep used, from {meta_path}; pass --tracking-uri to "
                     "send it elsewhere)") if meta and not options.tracking_uri else ""

@@ -23,6 +23,7 @@ from rllib_sparse.rllib.inspection import max_masked_weight
 from rllib_sparse.rllib.learners import with_fast_learner
 from rllib_sparse.rllib.sparse_model import planned_module
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
+from rllib_sparse.sweep.trainable import damaged_checkpoint
 from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
 
 
@@ -241,7 +242,15 @@ class RLlibTrialRunner(TrialRunner):
         self.algo.save_to_path(folder)
 
     def restore(self, folder: str) -> None:
-        self.algo.restore_from_path(folder)
+        """RLlib's restore; a file of the checkpoint that is cut short, garbled or missing raises
+        ``DamagedCheckpointError`` (any other error, e.g. a config that does not match, as it is)."""
+        try:
+            self.algo.restore_from_path(folder)
+        except Exception as error:
+            damage = damaged_checkpoint(error, "RLlib could not read it")
+            if damage is None:
+                raise
+            raise damage from error
 
     def diagnostics(self, settings: dict[str, Any]) -> dict[str, Any]:
         return learner_diagnostics(self.algo, **settings)

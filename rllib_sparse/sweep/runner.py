@@ -8,6 +8,7 @@ Exit codes: 0 every trial finished; 1 some trial failed after its retries (named
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from rllib_sparse.sweep.plan import PlannedTrial
 from rllib_sparse.sweep.preflight import Prepared, SweepInputError, SweepOptions, check_resources, prepare
 from rllib_sparse.sweep.spec import SweepSpec
 from rllib_sparse.sweep.summary import summary, trial_index
-from rllib_sparse.sweep.tracking import SweepTracker
+from rllib_sparse.sweep.tracking import SweepTracker, first_line, store_cannot_write
 from rllib_sparse.sweep.trial import runner_class
 
 __all__ = ["SweepInputError", "SweepOptions", "run_sweep", "run_prepared"]
@@ -70,9 +71,11 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        _start_ray(options)
+        # Only when joining a cluster: a local start spawns Ray's processes, which must not inherit the file.
+        with logs.native_stderr() if options.address else contextlib.nullcontext():
+            _start_ray(options)
         logs.recapture()  # ray.init put its own terminal handler back on the "ray" logger
-    status, failed, unfinished, grid, tracker = "FAILED", [], [], None, None
+    status, failed, unfinished, grid, tracker, wrote_record = "FAILED", [], [], None, None, False
     try:
         bundles = runner_class(spec.algorithm).resources(spec, trials[0].point)
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
@@ -87,6 +90,7 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
             tracker = _start_tracking(options, prepared, meta, uri, out)
         meta["status"] = "RUNNING"
         _write_meta(runs / f"{meta['stamp']}.json", meta)
+        wrote_record = True  # from here on, this driver owns the record's status
 
         trainable = tune.with_resources(_trainable(), tune.PlacementGroupFactory(bundles, strategy="PACK"))
         out(f"sweep {spec.name!r}: {len(trials)} trial(s) of {spec.algorithm} on {spec.env}"
@@ -112,9 +116,10 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
             )
         grid = tuner.fit()
         failed = [trial_index(r, trials)[1] for r in grid if r.error is not None]
-        # Tune returns normally on Ctrl-C too, with the running trials stopped where they were.
-        unfinished = [trial_index(r, trials)[1] for r in grid
-                      if r.error is None and not (r.metrics or {}).get(m.DONE)]
+        # Tune returns normally on Ctrl-C too, with the running trials stopped where they were and the
+        # trials it had not started yet missing from the grid altogether.
+        finished = {trial_index(r, trials)[1] for r in grid if r.error is None and (r.metrics or {}).get(m.DONE)}
+        unfinished = [t.point.name for t in trials if t.point.name not in finished and t.point.name not in failed]
         status = "KILLED" if unfinished else "FAILED" if failed else "FINISHED"
     except KeyboardInterrupt:
         status, unfinished = "KILLED", []
@@ -123,27 +128,30 @@ def _run(options: SweepOptions, prepared: Prepared, logs: LibraryLogs, out: Call
         unsent = 0
         if tracker is not None:
             for name in unfinished:
-                tracker.end_trial(name, "KILLED")  # reopened by --resume; never left RUNNING
+                if tracker.has_run(name):  # a trial that never started has no run to close
+                    tracker.end_trial(name, "KILLED")  # reopened by --resume; never left RUNNING
             tracker.end_parent(status)
             unsent = tracker.close(options.tracking_flush_timeout, progress=out)
             _TRACKERS.pop(tracker.parent_run_id, None)
-        if "status" in meta:
+        if wrote_record:
             meta["status"] = status
             _write_meta(runs / f"{meta['stamp']}.json", meta)
         if started_ray:
             ray.shutdown()
     summary(spec, trials, grid, failed, uri, experiment_dir, out,
-            experiment_id=tracker.experiment_id if tracker is not None else None)
+            experiment_id=tracker.experiment_id if tracker is not None else None, unfinished=unfinished)
     out(f"Ray, Tune and MLflow logs: {logs.path}")
-    if tracker is not None and tracker.dropped:
-        out(f"MLflow refused {len(tracker.dropped)} record(s) (see the log): {tracker.dropped[0]}")
+    rejected = tracker.rejected if tracker is not None else []
+    if rejected:
+        out(f"MLflow rejected {len(rejected)} record(s) as invalid; they are kept in {tracker.rejected_file} "
+            f"(first: {rejected[0]})")
     if unsent:
-        out(f"MLflow at {uri} is unreachable: {unsent} record(s) are kept in {tracker.journal}; "
-            f"send them with: rllib-sparse sweep {options.file} --resume")
+        out(f"MLflow at {uri} did not take {unsent} record(s) ({tracker.outage_reason or 'unreachable'}); they are "
+            f"kept in {tracker.journal}; send them with: rllib-sparse sweep {options.file} --resume")
     if unfinished:
-        out(f"interrupted: {len(unfinished)} trial(s) unfinished; continue with: "
+        out(f"interrupted: {len(unfinished)} of {len(trials)} trial(s) unfinished; continue with: "
             f"rllib-sparse sweep {options.file} --resume")
-    return 1 if failed or unfinished or unsent else 0
+    return 1 if failed or unfinished or unsent or rejected else 0
 
 
 def _start_ray(options: SweepOptions) -> None:
@@ -166,8 +174,23 @@ def _start_ray(options: SweepOptions) -> None:
 
 def _start_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: str,
                     out: Callable[[str], None]) -> SweepTracker:
+    """The sweep's tracker, its parent run made (or reopened) and its journal sending; a store that cannot
+    be written is a one-line refusal here (no trial has started), not a traceback."""
+    try:
+        return _open_tracking(options, prepared, meta, uri, out)
+    except Exception as error:
+        if not store_cannot_write(error):
+            raise
+        # The pre-flight found the store writable; it filled up or went away since: nothing has started.
+        raise SweepInputError(f"tracking store {uri} cannot be written ({first_line(error)[:300]}); no trial "
+                              f"was started; allowed: a store with free space that this user can write") from None
+
+
+def _open_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: str,
+                   out: Callable[[str], None]) -> SweepTracker:
     spec, runs = prepared.spec, prepared.study_dir
     tracker = SweepTracker(uri, spec.experiment_name)
+    tracker.notify = out
     if not options.resume:
         _close_interrupted_sweeps(tracker, runs, spec, uri, options.file, out)
     meta["parent_run_id"] = tracker.start_parent(
@@ -175,7 +198,6 @@ def _start_tracking(options: SweepOptions, prepared: Prepared, meta: dict, uri: 
         params={"algorithm": spec.algorithm, "env": spec.env, "trials": len(prepared.trials), "smoke": spec.smoke},
         sweep_file=options.file)
     _TRACKERS[meta["parent_run_id"]] = tracker
-    tracker.notify = out
     unsent = tracker.start_sending(runs / f"{meta['stamp']}.mlflow-journal.jsonl")
     if unsent:
         out(f"sending {unsent} MLflow record(s) the interrupted driver had not sent")

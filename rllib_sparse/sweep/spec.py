@@ -69,8 +69,13 @@ class CheckpointSpec(BaseModel):
 
 
 class FailureSpec(BaseModel):
+    """What a crash or a non-finite iteration does to a trial."""
+
     model_config = _Strict
     max_retries: Annotated[int, Field(ge=0)] = 1
+    #: A NaN or infinite return, learner loss or TD error: ``fail`` the trial (a one-line error naming
+    #: metric, value, iteration and trial), or ``warn`` once per metric and go on training.
+    on_nonfinite: Literal["fail", "warn"] = "fail"
 
 
 class TrackingSpec(BaseModel):

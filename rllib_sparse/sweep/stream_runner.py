@@ -33,6 +33,7 @@ from rllib_sparse.streaming.agent import StreamAC, StreamACSettings, planned_lay
 from rllib_sparse.streaming.init import INITS
 from rllib_sparse.streaming.trainer import StreamTrainer
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
+from rllib_sparse.sweep.trainable import damaged_checkpoint
 from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
 
 #: Env steps per iteration unless ``reporting.min_sample_timesteps_per_iteration`` says otherwise.
@@ -185,7 +186,13 @@ class StreamTrialRunner(TrialRunner):
         torch.save(state, os.path.join(folder, CHECKPOINT_FILE))
 
     def restore(self, folder: str) -> None:
-        state = torch.load(os.path.join(folder, CHECKPOINT_FILE), weights_only=False)
+        try:
+            state = torch.load(os.path.join(folder, CHECKPOINT_FILE), weights_only=False)
+        except Exception as error:  # cut short, garbled or missing: DamagedCheckpointError; others as they are
+            damage = damaged_checkpoint(error, CHECKPOINT_FILE)
+            if damage is None:
+                raise
+            raise damage from error
         self.trainer.load_state_dict(state["trainer"])
         self.iteration, self.time_total = state["iteration"], state["time_total"]
 

@@ -24,14 +24,17 @@ def trial_index(result, trials: list[PlannedTrial]) -> tuple[int | None, str]:
     return index, name or "(a trial that never started)"
 
 
-def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id: str | None = None) -> None:
+def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id: str | None = None,
+            unfinished: list[str] = ()) -> None:
     """Final return per width x sparsity (and any training axis: a column each; mean over seeds), the
-    failures, and where to look."""
+    failures, and where to look. A cell with a trial that did not reach its stop (an interrupted sweep)
+    shows the return it had got to, marked ``*``."""
     final = {trial_index(r, trials)[0]: m.study_return(r.metrics or {}) for r in grid} if grid else {}
     evaluated = any(m.EVALUATION_RETURN in (r.metrics or {}) for r in grid or [])
     runner = runner_class(spec.algorithm)
     training_axes = [axis for axis in spec.grid if axis.startswith("training.")]
     cells: dict[tuple, list[float]] = {}
+    partial: set[tuple] = set()
     for index, t in enumerate(trials):
         # The shared width when the grid scales it (actor and critic together), else the actor's.
         shape = t.point.model.network("actor")
@@ -42,6 +45,8 @@ def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id:
         cells.setdefault((width, column), [])
         if ret is not None:
             cells[(width, column)].append(ret)
+            if t.point.name in unfinished:
+                partial.add((width, column))
     widths = sorted({w for w, _ in cells})
     columns = sorted({c for _, c in cells}, key=lambda c: tuple(str(v) if i else v for i, v in enumerate(c)))
     labels = [" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in c) for c in columns]
@@ -52,8 +57,11 @@ def summary(spec, trials, grid, failed, uri, experiment_dir, out, experiment_id:
     head = " ".join(["sparsity", *(axis[len("training."):] for axis in training_axes)])
     out(f"width \\ {head} ".rjust(17) + "".join(f"{label:>{size}}" for label in labels))
     for w in widths:
-        row = [cells.get((w, c)) for c in columns]
-        out(f"{w:>16} " + "".join(f"{statistics.fmean(v):>{size}.1f}" if v else f"{'-':>{size}}" for v in row))
+        row = [(cells.get((w, c)), (w, c) in partial) for c in columns]
+        out(f"{w:>16} " + "".join((f"{statistics.fmean(v):.1f}" + ("*" if mark else "")).rjust(size) if v
+                                  else f"{'-':>{size}}" for v, mark in row))
+    if partial:
+        out("* not finished: the return when the sweep was interrupted (--resume continues it)")
     if failed:
         out(f"FAILED trials ({len(failed)}): {', '.join(failed)}")
     out(f"Tune folder: {experiment_dir}")

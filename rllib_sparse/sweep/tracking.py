@@ -16,6 +16,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -54,19 +55,52 @@ _ALLOWED_URIS = ("sqlite:///PATH.db, http(s)://HOST:PORT of an MLflow server, "
                  "or postgresql:// / mysql:// / mssql:// database URIs")
 
 
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Raise a one-line ValueError unless the tracking store can be reached (or created). Writes nothing."""
+def check_tracking_uri(uri: str, timeout: float = 5.0, budget: float = 60.0, write: bool = True) -> None:
+    """Raise a one-line ValueError unless the tracking store can be reached (or created) and, with
+    ``write``, written (a SQLite file and its artifact folder; a server's own storage cannot be checked
+    from here). Leaves nothing behind.
+
+    A server that accepts the connection but is slow to answer (starting up, migrating its database) is
+    asked again, each call waiting ``timeout`` seconds, until ``budget`` seconds have passed: a timeout is
+    not a wrong answer.
+    """
     scheme = urlparse(uri).scheme
     if scheme in ("http", "https"):
-        _check_server(uri, timeout)
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                _check_server(uri, timeout)
+                return
+            except _SlowAnswer as slow:
+                if time.monotonic() + timeout > deadline:
+                    raise ValueError(f"tracking URI {uri!r} did not answer {slow.path} within {budget:g} s "
+                                     f"({timeout:g} s per call); allowed: a running MLflow server, or more time "
+                                     f"with {CONNECT_BUDGET_ENV}=SECONDS") from None
     elif scheme == "sqlite":
-        _check_sqlite(uri)
+        _check_sqlite(uri, write)
     elif scheme.split("+")[0] in _DATABASE_SCHEMES:
         _check_database(uri, timeout)
     elif scheme in ("file", ""):
         raise ValueError(f"tracking URI {uri!r}: the file store is disabled in MLflow 3; allowed: {_ALLOWED_URIS}")
     else:
         raise ValueError(f"tracking URI {uri!r} has an unsupported scheme {scheme!r}; allowed: {_ALLOWED_URIS}")
+
+
+#: Seconds the pre-flight keeps asking a tracking server that is slow to answer (default 60).
+CONNECT_BUDGET_ENV = "RLLIB_SPARSE_TRACKING_CONNECT_BUDGET"
+
+
+class _SlowAnswer(Exception):
+    """The server took the connection but did not answer within the per-call timeout."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+
+def _timed_out(error: BaseException) -> bool:
+    reason = getattr(error, "reason", error)
+    return isinstance(reason, TimeoutError) or "timed out" in str(reason)
 
 
 def _check_server(uri: str, timeout: float) -> None:
@@ -76,6 +110,8 @@ def _check_server(uri: str, timeout: float) -> None:
             if response.status != 200:
                 raise OSError(f"HTTP {response.status}")
     except (OSError, urllib.error.URLError) as error:
+        if _timed_out(error):
+            raise _SlowAnswer("/health") from None
         reason = getattr(error, "reason", error)
         raise ValueError(f"tracking URI {uri!r} is unreachable ({reason}); allowed: a running MLflow "
                          "server (http://HOST:PORT) or a sqlite:/// path") from None
@@ -89,14 +125,16 @@ def _check_server(uri: str, timeout: float) -> None:
             body = json.loads(error.read() or b"{}")
         except ValueError:
             body = {}
-    except (OSError, ValueError):
+    except (OSError, ValueError) as error:
+        if _timed_out(error):
+            raise _SlowAnswer("/api/2.0/mlflow") from None
         body = {}
     if not isinstance(body, dict) or not ("experiment" in body or "error_code" in body):
         raise ValueError(f"tracking URI {uri!r} answers, but not as an MLflow tracking server (its REST API "
                          "/api/2.0/mlflow is missing); allowed: the address of `mlflow server`")
 
 
-def _check_sqlite(uri: str) -> None:
+def _check_sqlite(uri: str, write: bool = True) -> None:
     path = sqlite_path(uri)
     if path.exists():
         if not path.is_file():
@@ -108,6 +146,9 @@ def _check_sqlite(uri: str) -> None:
         except sqlite3.DatabaseError as error:
             raise ValueError(f"tracking URI {uri!r}: {path} is not an SQLite database ({error}); "
                              "allowed: an MLflow SQLite store, or a path where none exists yet") from None
+        if write:
+            _check_sqlite_writable(uri, path)
+            _check_folder_writable(uri, path.resolve().parent / "artifacts", "its artifact folder")
         return
     for parent in path.resolve().parents:
         if parent.exists():
@@ -117,6 +158,40 @@ def _check_sqlite(uri: str) -> None:
             if not os.access(parent, os.W_OK):
                 raise ValueError(f"tracking URI {uri!r}: {parent} is not writable; allowed: a writable folder")
             return
+
+
+def _check_sqlite_writable(uri: str, path: Path) -> None:
+    """Write to the store inside a transaction and roll it back (nothing stays): fails on a read-only or
+    immutable file, a read-only mount, or a folder where SQLite cannot make its rollback journal."""
+    problem = None
+    try:
+        with contextlib.closing(sqlite3.connect(str(path.resolve()), timeout=5, isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("CREATE TABLE rllib_sparse_write_check (x INTEGER)")
+            finally:
+                db.execute("ROLLBACK")
+    except sqlite3.Error as error:
+        problem = str(error)
+    if problem is None and not os.access(path.resolve().parent, os.W_OK):
+        problem = f"{path.resolve().parent} is not writable"
+    if problem is not None:
+        raise ValueError(f"tracking URI {uri!r}: the store {path} cannot be written ({problem}); allowed: a "
+                         "writable SQLite store (check its permissions, its folder's, and free space)")
+
+
+def _check_folder_writable(uri: str, folder: Path, what: str) -> None:
+    """A folder the store will write into: it, or the nearest folder above that exists, takes a file."""
+    existing = next((f for f in (folder, *folder.parents) if f.exists()), None)
+    if existing is None or not existing.is_dir():
+        return
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".rllib-sparse-write-check-", dir=existing)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(f"tracking URI {uri!r}: {what} {folder} cannot be written ({error.strerror or error}); "
+                         "allowed: a writable folder") from None
 
 
 def _check_database(uri: str, timeout: float) -> None:
@@ -131,17 +206,17 @@ def _check_database(uri: str, timeout: float) -> None:
                          "install it (e.g. pip install psycopg2-binary for postgresql, pymysql for "
                          "mysql+pymysql)") from None
     except Exception as error:  # sqlalchemy.exc.ArgumentError and kin
-        raise ValueError(f"tracking URI {safe!r} is not a valid database URI ({_first_line(error)})") from None
+        raise ValueError(f"tracking URI {safe!r} is not a valid database URI ({first_line(error)})") from None
     try:
         with engine.connect():
             pass
     except Exception as error:  # OperationalError, driver errors: many lines
-        raise ValueError(f"tracking URI {safe!r} is unreachable ({_first_line(error)})") from None
+        raise ValueError(f"tracking URI {safe!r} is unreachable ({first_line(error)})") from None
     finally:
         engine.dispose()
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
@@ -190,8 +265,30 @@ _CLIENT_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST
                     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 #: Seconds between tries while the tracking store is unreachable (doubling up to the last value).
 _RETRY_DELAYS = (0.5, 1, 2, 5)
-#: A write that fails this often while the store is reachable is a bad record, not an outage.
-_MAX_FAILURES_WHILE_UP = 3
+#: A record the store refuses as invalid this often is set aside (into the rejected-records file).
+_MAX_REJECTIONS = 3
+#: HTTP statuses (MLflow's error codes map onto them) that say the store cannot take any record now:
+#: 5xx (a full disk, a read-only or locked database, an I/O error: MLflow's SQL store answers
+#: TEMPORARILY_UNAVAILABLE), an expired credential, a rate limit, a timeout.
+_STORE_STATUSES = (401, 403, 408, 429)
+
+
+def store_cannot_write(error: BaseException) -> bool:
+    """Whether a failed write is the store's fault (an outage: keep the record and try again) rather than
+    the record's (MLflow rejects it as invalid, e.g. a param logged again with another value).
+
+    Disk full, file too large, read-only, locked and I/O errors reach here as MLflow's
+    TEMPORARILY_UNAVAILABLE (SQL stores), HTTP 5xx (servers) or an ``OSError`` (artifacts on a local
+    folder; connection errors).
+    """
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        status = error.get_http_status_code()
+        return status >= 500 or status in _STORE_STATUSES
+    if isinstance(error, OSError):
+        return True
+    return type(error).__module__.startswith("sqlalchemy") and type(error).__name__ == "OperationalError"
 
 
 #: The experiment's kind for MLflow 3's UI: model training, not GenAI. MLflow 3.17 reads it only in its
@@ -231,7 +328,9 @@ class SweepTracker:
         self._stopping = False
         self._give_up_at: float | None = None
         self.outage_since: float | None = None
-        self.dropped: list[str] = []  # records refused by a reachable store (one line each)
+        self.outage_reason = ""  # the last failure while the store could not take records (one line)
+        self.rejected: list[str] = []  # records the store refused as invalid, set aside (one line each)
+        self._journal_failed = False
         self.notify = lambda line: None  # outage start/end lines, for the progress output
 
     # ------------------------------------------------------------------------ synchronous set-up
@@ -259,10 +358,15 @@ class SweepTracker:
         run = self.client.create_run(self.experiment_id, tags={SWEEP_TAG: sweep_name, **_version_tags()},
                                      run_name=sweep_name)
         self.parent_run_id = run.info.run_id
-        if params:
-            self.client.log_batch(self.parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        if sweep_file is not None:
-            self.client.log_artifact(self.parent_run_id, str(sweep_file))
+        try:
+            if params:
+                self.client.log_batch(self.parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            if sweep_file is not None:
+                self.client.log_artifact(self.parent_run_id, str(sweep_file))
+        except BaseException:
+            with contextlib.suppress(Exception):  # never leave a parent RUNNING for a sweep that did not start
+                self.client.set_terminated(self.parent_run_id, status="FAILED")
+            raise
         return self.parent_run_id
 
     def load_children(self) -> None:
@@ -307,14 +411,19 @@ class SweepTracker:
                       "params": {k: str(v) for k, v in params.items()},
                       "tags": {k: str(v) for k, v in tags.items()}})
 
+    def has_run(self, trial_name: str) -> bool:
+        """Whether the trial's run exists or is queued (it started in this sweep, or before a resume)."""
+        return trial_name in self._last_step
+
     def log_metrics(self, trial_name: str, metrics: dict[str, float], step: int) -> bool:
         """One batched call per iteration. Steps at or below the last logged one (a trial re-running
         iterations after a restore) are skipped, so every run keeps one continuous history."""
         if step <= self._last_step.get(trial_name, -math.inf):
             return False
         self._last_step[trial_name] = step
-        values = {k: float(v) for k, v in metrics.items()
-                  if isinstance(v, (int, float)) and math.isfinite(float(v))}
+        # NaN and infinities are logged as what they are (MLflow keeps NaN; it stores +-inf as +-max float):
+        # a diverged trial must show it, not go quiet.
+        values = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         if values:
             self._record({"op": "metrics", "trial": trial_name, "values": values, "step": int(step),
                           "time": int(time.time() * 1000)})
@@ -342,8 +451,14 @@ class SweepTracker:
         with self._lock:
             self._seq += 1
             record = {"seq": self._seq, **record}
-            with self._journal.open("a") as journal:
-                journal.write(json.dumps(record) + "\n")
+            try:
+                with self._journal.open("a") as journal:
+                    journal.write(json.dumps(record) + "\n")
+            except OSError as error:  # a full disk: the record is still sent, from memory
+                if not self._journal_failed:
+                    self._journal_failed = True
+                    self.notify(f"the MLflow journal {self._journal} cannot be written ({error.strerror or error}); "
+                                "records wait in memory until MLflow takes them")
             self._pending.append(record)
             self._lock.notify_all()
 
@@ -351,8 +466,7 @@ class SweepTracker:
         """Send every later write from a background thread, journaled in ``journal`` first. Records a
         previous driver journaled but never sent are queued first; returns how many there were."""
         self._journal = journal
-        acked_file = journal.with_suffix(".acked")
-        self._acked = int(acked_file.read_text() or 0) if acked_file.exists() else 0
+        self._acked = self._read_acked(journal.with_suffix(".acked"))
         if journal.exists():
             for line in journal.read_text().splitlines():
                 try:
@@ -366,6 +480,30 @@ class SweepTracker:
         self._thread = threading.Thread(target=self._sender, name="mlflow-sender", daemon=True)
         self._thread.start()
         return unsent
+
+    def _read_acked(self, acked_file: Path) -> int:
+        """The last record number MLflow took. A damaged file (a crash, a full disk) costs only time:
+        every journaled record is sent again, and sending a record twice changes nothing in MLflow."""
+        if not acked_file.exists():
+            return 0
+        text = acked_file.read_text(errors="replace").strip()
+        try:
+            return int(text or 0)
+        except ValueError:
+            self.notify(f"note: {acked_file} is damaged ({text[:20]!r}); every record of the journal is sent "
+                        "again (a record sent twice changes nothing in MLflow)")
+            return 0
+
+    @property
+    def rejected_file(self) -> Path | None:
+        """Where records MLflow refused as invalid are kept (beside the journal), once there is a journal."""
+        return self._journal.with_suffix(".rejected.jsonl") if self._journal is not None else None
+
+    def _set_aside(self, record: dict, error: BaseException) -> None:
+        self.rejected.append(f"{record['op']} for {record.get('trial') or 'the sweep'}: {first_line(error)}")
+        if self.rejected_file is not None:
+            with contextlib.suppress(OSError), self.rejected_file.open("a") as side:
+                side.write(json.dumps({"record": record, "error": first_line(error)}) + "\n")
 
     def _sender(self) -> None:
         while True:
@@ -386,7 +524,9 @@ class SweepTracker:
                 self._lock.notify_all()
 
     def _send_with_retries(self, record: dict) -> bool:
-        failures_while_up, attempt = 0, 0
+        """Send one record; True once MLflow has it (or it was set aside as invalid), False when the
+        driver stops while the store still cannot take it (the record stays in the journal)."""
+        rejections, attempt = 0, 0
         while True:
             try:
                 self._send(record)
@@ -395,16 +535,20 @@ class SweepTracker:
                                 f"sending {len(self._pending)} buffered record(s)")
                     self.outage_since = None
                 return True
-            except Exception as error:  # connection errors, HTTP 5xx, locked database, bad records
-                if self._reachable():
-                    failures_while_up += 1
-                    if failures_while_up >= _MAX_FAILURES_WHILE_UP:
-                        self.dropped.append(f"{record['op']} for {record.get('trial')}: {_first_line(error)}")
+            except Exception as error:  # connection errors, HTTP 5xx, full disk, locked database, bad records
+                reachable = self._reachable()
+                if reachable and not store_cannot_write(error):
+                    rejections += 1
+                    if rejections >= _MAX_REJECTIONS:
+                        self._set_aside(record, error)
                         return True
-                elif self.outage_since is None:
-                    self.outage_since = time.time()
-                    self.notify(f"tracking store {self.uri} is unreachable; records are kept in "
-                                f"{self._journal} and sent when it is back ({_first_line(error)})")
+                else:
+                    self.outage_reason = first_line(error)
+                    if self.outage_since is None:
+                        self.outage_since = time.time()
+                        state = "cannot be written" if reachable else "is unreachable"
+                        self.notify(f"tracking store {self.uri} {state}; records are kept in {self._journal} "
+                                    f"and sent when it is back ({self.outage_reason[:200]})")
             with self._lock:
                 if self._stopping and self._give_up_at is not None and time.time() >= self._give_up_at:
                     return False

@@ -6,11 +6,13 @@ trains one iteration at a time, saves, restores and stops. RLlib's algorithms us
 ``RLlibTrialRunner`` (``rllib_sparse.sweep.rllib_runner``); a trainer that is not RLlib (streaming RL)
 is one more subclass plus ``register_trial_runner`` and an algorithm-table row naming it, and nothing
 else in ``sweep/`` changes. ``iterate_trial`` is the only training loop: ``rllib-sparse train`` and the
-Tune trainable both consume it.
+Tune trainable both consume it. It also stops a trial whose training went non-finite
+(``NonFiniteTrainingError``), or warns once per metric where the sweep file says ``failure.on_nonfinite: warn``.
 """
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from rllib_sparse import metrics as m
 from rllib_sparse.algorithms import get_algorithm
 
 if TYPE_CHECKING:
+    from rllib_sparse.envs.finite import NonFiniteObservationError
     from rllib_sparse.sweep.spec import GridPoint, StopSpec, SweepSpec
 
 
@@ -125,6 +128,50 @@ class TrialIteration:
         return int(self.metrics[m.ITERATION])
 
 
+class NonFiniteTrainingError(ValueError):
+    """A trial's training went non-finite: a NaN or infinite return, learner loss or TD error, or an env's
+    non-finite observation. The message is one line naming what, where and the trial."""
+
+
+#: The setting that lets a trial train on past a non-finite metric (named in the error).
+KEEP_GOING = "failure.on_nonfinite: warn"
+
+_log = logging.getLogger(__name__)
+
+
+def nonfinite_message(name: str, found: dict[str, float], iteration: int) -> str:
+    """The one-line reason a trial fails on the non-finite metrics ``found`` of one iteration: the first
+    named with its value (returns come first: their cause is the env), the others listed."""
+    key, value = next(iter(found.items()))
+    others = [k for k in found if k != key]
+    also = (f"; also {', '.join(others[:3])}{f' and {len(others) - 3} more' if len(others) > 3 else ''}"
+            if others else "")
+    cause = " (the env's rewards are not finite)" if key in m.RETURNS else ""
+    return (f"{key} is {value} at iteration {iteration} of trial {name}{cause}{also}; to keep training past "
+            f"non-finite values, set {KEEP_GOING}")
+
+
+def nonfinite_warning(key: str, value: float, iteration: int, name: str | None = None) -> str:
+    """The warning of a metric first found non-finite, under ``failure.on_nonfinite: warn`` (one line;
+    without the leading ``warning:``, for a logger that says so itself)."""
+    where = f" of trial {name}" if name else ""
+    return f"{key} is {value} at iteration {iteration}{where}; training goes on ({KEEP_GOING})"
+
+
+def _observation_error(error: BaseException | None) -> NonFiniteObservationError | None:
+    """The env's ``NonFiniteObservationError`` behind ``error``: RLlib wraps an env's error in its own
+    (``RuntimeError`` from it), Ray in a ``RayTaskError`` (its ``cause``)."""
+    from rllib_sparse.envs.finite import NonFiniteObservationError  # here: planning a sweep needs no gymnasium
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, NonFiniteObservationError):
+            return getattr(error, "cause", None) or error  # Ray's ``RayTaskError(...)`` of it: the original
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__ or getattr(error, "cause", None)
+    return None
+
+
 def stop_reached(stop: StopSpec, metrics: dict[str, float]) -> bool:
     return ((stop.env_steps is not None and metrics.get(m.ENV_STEPS, 0) >= stop.env_steps)
             or (stop.iterations is not None and metrics.get(m.ITERATION, 0) >= stop.iterations)
@@ -132,11 +179,32 @@ def stop_reached(stop: StopSpec, metrics: dict[str, float]) -> bool:
 
 
 def iterate_trial(runner: TrialRunner, spec: SweepSpec) -> Iterator[TrialIteration]:
-    """Train until the stop condition; yields each iteration (diagnostics computed when due)."""
+    """Train until the stop condition; yields each iteration (diagnostics computed when due).
+
+    Raises ``NonFiniteTrainingError`` (one line) when an iteration's return, learner loss or TD error is
+    NaN or infinite (a return missing because no episode has finished yet is not), unless the sweep file
+    says ``failure.on_nonfinite: warn``: then one warning per metric is logged and training goes on. A
+    non-finite observation always raises it: the networks cannot act on one.
+    """
+    warned: set[str] = set()
     while True:
-        metrics = runner.train()
-        done = stop_reached(spec.stop, metrics)
+        try:
+            metrics = runner.train()
+        except Exception as error:
+            cause = _observation_error(error)
+            if cause is None:
+                raise
+            raise NonFiniteTrainingError(f"{cause} in trial {runner.point.name}; an env's observations must "
+                                         "be finite") from None
         iteration = int(metrics[m.ITERATION])
+        bad = m.nonfinite(metrics)
+        if bad and spec.failure.on_nonfinite == "fail":
+            raise NonFiniteTrainingError(nonfinite_message(runner.point.name, bad, iteration))
+        for key, value in bad.items():
+            if key not in warned:
+                warned.add(key)
+                _log.warning(nonfinite_warning(key, value, iteration, runner.point.name))
+        done = stop_reached(spec.stop, metrics)
         step = TrialIteration(metrics, done, done or bool(spec.checkpoint.frequency
                                                            and iteration % spec.checkpoint.frequency == 0))
         if spec.diagnostics is not None and spec.diagnostics.due(iteration, done):
