@@ -11,7 +11,7 @@ Measures, in one process:
       Paths are interleaved round by round; the median of the rounds is reported.
   (b) end-to-end PPO env steps/s (sampling + 4 epochs of updates) with a dense and a 90%-sparse
       Nature-CNN of the same shape, iterations interleaved, medians of the timed iterations.
-Issue #4 targets: ours-native >= 2x rllib-wrapper at 8 envs; sparse/dense end-to-end time <= 1.05.
+Targets: ours-native >= 2x rllib-wrapper at 8 envs; sparse/dense end-to-end time <= 1.05.
 
     .venv/bin/python benchmarks/atari_throughput.py
     .venv/bin/python benchmarks/atari_throughput.py --envs 8 --rounds 3 --iterations 4

@@ -18,7 +18,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,25 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "tune_configs" / "quickstart.yaml"
 BIN = Path(sys.executable).parent
 
-
-def _ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+# Free ports and a node's port flags: tests/servers.py starts the cluster test's nodes the same way.
+sys.path.insert(0, str(REPO / "tests"))
+from servers import free_ports, node_ports  # noqa: E402
 
 
 def _node(args: list[str], env: dict, log: Path, first_worker_port: int) -> subprocess.Popen:
-    flags = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-             "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"]
-    ports = [x for flag, port in zip(flags, _ports(len(flags))) for x in (flag, str(port))]
-    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1", *args, *ports,
-                             "--min-worker-port", str(first_worker_port), "--max-worker-port",
-                             str(first_worker_port + 199)],
-                            env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    command = node_ports([str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1", *args],
+                         range(first_worker_port, first_worker_port + 200))
+    return subprocess.Popen(command, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _alive(gcs: str, env: dict) -> int:
@@ -59,7 +48,7 @@ def _alive(gcs: str, env: dict) -> int:
 
 def run_once(nodes: int, cpus: int, iterations: int, folder: Path, env: dict) -> dict:
     short = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))  # AF_UNIX socket paths: at most 107 bytes
-    (gcs_port,) = _ports(1)
+    (gcs_port,) = free_ports(1)
     gcs = f"127.0.0.1:{gcs_port}"
     per_node = cpus // nodes
     started = [_node(["--head", "--port", str(gcs_port), "--num-cpus", str(per_node), "--include-dashboard=false",

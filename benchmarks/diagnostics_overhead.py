@@ -9,7 +9,7 @@ per-sample gradients for interference, per network) every ``--every`` iterations
 - ``share``: diagnostics time / training time of the same copy (calls every ``--every`` iterations);
 - ``with/without``: total time of the copy with diagnostics (training + calls) / the plain copy's.
 
-Issue #5 target: overhead <= 5% of training time at the default interval.
+Target: overhead <= 5% of training time at the default interval.
 
     .venv/bin/python benchmarks/diagnostics_overhead.py
     .venv/bin/python benchmarks/diagnostics_overhead.py --widths 128 512 --iterations 20

@@ -6,7 +6,8 @@ every combination of algorithm x task x sparsity asked for. After a warm-up iter
 replay buffer past the learning start, each round runs one ``train()`` of ``--steps`` env steps per
 variant, variants interleaved round by round; the median over rounds is reported with its spread
 (min-max). One env step here is one agent decision (2 simulator steps: action repeat 2), with its 2
-gradient updates. Issue #13 asks for these numbers; issue #14 targets the overhead they show.
+gradient updates. Results: docs/benchmarks.md, "SAC and DDPG on DeepMind Control through RLlib";
+``rllib_sac_profile.py`` splits the per-update overhead they show into RLlib's stages.
 
     .venv/bin/python benchmarks/dmc_offpolicy_throughput.py
     .venv/bin/python benchmarks/dmc_offpolicy_throughput.py --tasks dmc/cheetah-run --rounds 3 --steps 200

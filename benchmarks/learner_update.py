@@ -5,8 +5,9 @@ The update is the paper's SAC step on a DMC-humanoid shape (obs 67, act 21; acto
 critic width x 2 blocks; batch 256; AdamW lr 1e-4, wd 1e-2; temperature Adam; Polyak tau 0.005),
 written as a CleanRL-style function over this project's layers (``SimBa``, ``GaussianHead``,
 ``sparsify`` with Erdős–Rényi, ``polyak_update_``). Variants are timed interleaved, round by round;
-medians and min-max over rounds, and sparse/dense ratios per round. Issue #14 asks for it; the CPU rows
-come from this machine kind, the GPU rows need a CUDA device (run it there with ``--device cuda``).
+medians and min-max over rounds, and sparse/dense ratios per round. It is the plain-PyTorch baseline of
+the RLlib timings (``dmc_offpolicy_throughput.py``, ``rllib_sac_profile.py``); the CPU rows come from
+this machine kind, the GPU rows need a CUDA device (run it there with ``--device cuda``).
 
     .venv/bin/python benchmarks/learner_update.py --widths 512 --rounds 3
     python benchmarks/learner_update.py --device cuda --widths 512 1024 2048 4096

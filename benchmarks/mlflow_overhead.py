@@ -4,7 +4,7 @@ Runs the same sweep three ways, one after the other in one process, after an unt
 ``--repeats`` times in rotated order, and reports the median wall time of each:
   (a) no tracking; (b) rllib-sparse's tracking (driver-side, one log_batch per trial iteration);
   (c) Ray's stock ``MLflowLoggerCallback`` (one HTTP request per key) instead of ours.
-Issue #3's target: (b) / (a) <= 1.10.
+Target: (b) / (a) <= 1.10.
 
     .venv/bin/python benchmarks/mlflow_overhead.py                       # the quickstart sweep
     .venv/bin/python benchmarks/mlflow_overhead.py --set stop.env_steps=10000

@@ -1,8 +1,8 @@
 """Where an RLlib SAC update's time goes on CPU, against a plain PyTorch loop doing the same work.
 
 SAC on Pendulum-v1 (env runner in the driver, 1 torch thread, batch 256, one update per env step, twin
-Q, uniform episode replay) with the networks issue #14 names: plain MLPs (actor 128x1, critic 512x2)
-and the paper's SimBa (same sizes), dense and 90% sparse. RLlib variants differ in replay sampling
+Q, uniform episode replay) with the SimBa default sizes (actor 128x1, critic 512x2) as plain MLPs
+and as the paper's SimBa, dense and 90% sparse. RLlib variants differ in replay sampling
 (``fast``: our ``SparseSAC`` with ``FastEpisodeReplayBuffer``; ``rllib``: RLlib's ``SAC`` and its own
 ``EpisodeReplayBuffer``) and Learner compile (``learner.compile``). The ``plain`` variant is the same
 step without RLlib: gymnasium's Pendulum, a numpy ring buffer, and the SAC update of

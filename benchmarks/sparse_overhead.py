@@ -4,7 +4,7 @@ Measures, side by side in one process (dense and sparse timings interleaved, med
   (a) a learner update: forward + backward + AdamW step on a batch of 256 (what RLlib's Learner does),
       with torch's default CPU AdamW (a per-tensor loop, what RLlib's Learners get) and the fused one;
   (b) env-runner inference: a ``torch.no_grad()`` forward at batch 1 and batch 256.
-The target of issue #2 is sparse / dense <= 1.05 for both.
+Target: sparse / dense <= 1.05 for both.
 
     .venv/bin/python benchmarks/sparse_overhead.py                 # widths 256..4096, sparsity 0.5/0.9
     .venv/bin/python benchmarks/sparse_overhead.py --widths 256 1024 --repeats 5

@@ -3,7 +3,7 @@
 RLlib's ``update_target_network`` builds ``tau * main + (1 - tau) * target`` from both state dicts and
 loads it back (our sparse layers re-apply their masks on load); ``polyak_update_`` is one fused
 ``torch._foreach_lerp_`` over the same tensors. Both variants run on the same networks, interleaved
-round by round; medians and min-max over rounds. Issue #14.
+round by round; medians and min-max over rounds. Results: docs/benchmarks.md, "Target-network update in place".
 
     .venv/bin/python benchmarks/target_update.py
     .venv/bin/python benchmarks/target_update.py --widths 512 1024 --rounds 7 --device cuda

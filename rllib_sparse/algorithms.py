@@ -1,17 +1,19 @@
 """The algorithm table: every algorithm a sweep file or ``with_sparse_model`` can name, in one place.
 
-One row per algorithm says which trial runner trains it in sweeps, which RLlib classes implement it
-(as ``"module:Class"`` paths, resolved on first use, so this module imports no Ray and sweep files are
-validated without it; none for an algorithm that is not RLlib's, such as streaming RL's), which networks
-it has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of algorithms, every
-per-algorithm check and the command-line help derive from this table; adding an RLlib algorithm is its
-module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row; adding a trainer
-that is not RLlib is a trial runner plus a row naming it (see docs/extending.md).
+One row per algorithm says which trial runner trains it in sweeps and which RLlib classes implement it
+(all as ``"module:Class"`` paths, resolved on first use, so this module imports no Ray and sweep files
+are validated without it; no RLlib classes for an algorithm that is not RLlib's, such as streaming
+RL's), which networks it has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of
+algorithms, every per-algorithm check and the command-line help derive from this table; adding an RLlib
+algorithm is its module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row;
+adding a trainer that is not RLlib is a trial runner plus a row naming its class (see docs/extending.md).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from importlib import import_module
 from types import MappingProxyType
 from typing import Any
 
@@ -36,8 +38,8 @@ class AlgorithmRow:
     #: ``--smoke``: ``config.training(...)`` and ``config.reporting(...)`` settings for seconds-long trials.
     smoke_training: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     smoke_reporting: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
-    #: Which trial runner trains it in sweeps (``rllib_sparse.sweep.trial``): "rllib" for RLlib algorithms.
-    runner: str = "rllib"
+    #: ``"module:Class"`` of the trial runner that trains it in sweeps (a ``rllib_sparse.sweep.trial.TrialRunner``).
+    runner: str = "rllib_sparse.sweep.rllib_runner:RLlibTrialRunner"
     summary: str = ""
 
     def takes(self, action_space: Any) -> bool:
@@ -84,9 +86,28 @@ def rllib_algorithm(name: str) -> AlgorithmRow:
     row = get_algorithm(name)
     if not row.is_rllib:
         allowed = ", ".join(r.name for r in _ALGORITHMS.values() if r.is_rllib)
-        raise ValueError(f"algorithm={name!r} is not an RLlib algorithm (its {row.runner!r} trial runner trains it "
-                         f"in sweep files); allowed here: {allowed}")
+        runner = row.runner.rpartition(":")[2]
+        raise ValueError(f"algorithm={name!r} is not an RLlib algorithm (its trial runner {runner} trains it in "
+                         f"sweep files); allowed here: {allowed}")
     return row
+
+
+@functools.cache
+def resolve(path: str) -> type:
+    """The class a row names as ``"module:Class"``, imported on first use; a one-line ValueError when
+    that module or class does not exist (an error inside an existing module is raised as it is)."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as error:
+        if not error.name or not (module_name == error.name or module_name.startswith(f"{error.name}.")):
+            raise  # a module that the named one imports is missing: not a wrong path
+        raise ValueError(f"{path!r} names no class (no module {module_name!r}); expected \"module:Class\"") from None
+    found = getattr(module, class_name, None) if class_name else None
+    if not isinstance(found, type):
+        what = f"no class {class_name!r} in {module_name}" if class_name else "no :Class"
+        raise ValueError(f"{path!r} names no class ({what}); expected \"module:Class\"")
+    return found
 
 
 def _frozen(**settings: Any) -> MappingProxyType:
@@ -96,49 +117,48 @@ def _frozen(**settings: Any) -> MappingProxyType:
 _RLLIB = "ray.rllib.algorithms"
 _OURS = "rllib_sparse.rllib"
 _ON_POLICY_SMOKE = _frozen(train_batch_size_per_learner=128)
+_ON_POLICY_SMOKE_REPORTING = _frozen(min_time_s_per_iteration=0)
 _OFF_POLICY_SMOKE = _frozen(num_steps_sampled_before_learning_starts=64, train_batch_size_per_learner=32,
                             replay_buffer_config={"capacity": 1_000}, training_intensity=None)
+_OFF_POLICY_SMOKE_REPORTING = _frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0)
 
 register_algorithm(AlgorithmRow(
     "PPO", f"{_RLLIB}.ppo:PPOConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
     f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparsePPOTorchLearner",
     f"{_RLLIB}.ppo.torch.ppo_torch_learner:PPOTorchLearner", shared_trunk=True,
     smoke_training=_frozen(**_ON_POLICY_SMOKE, minibatch_size=64, num_epochs=1),
-    smoke_reporting=_frozen(min_time_s_per_iteration=0), summary="policy (actor) and value (critic) networks"))
+    smoke_reporting=_ON_POLICY_SMOKE_REPORTING, summary="policy (actor) and value (critic) networks"))
 register_algorithm(AlgorithmRow(
     "APPO", f"{_RLLIB}.appo:APPOConfig", f"{_OURS}.modules:SparseAPPOTorchRLModule",
     f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseAPPOTorchLearner",
     f"{_RLLIB}.appo.torch.appo_torch_learner:APPOTorchLearner", shared_trunk=True,
-    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_frozen(min_time_s_per_iteration=0),
+    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_ON_POLICY_SMOKE_REPORTING,
     summary="as PPO, asynchronous, with a target policy"))
 register_algorithm(AlgorithmRow(
     "IMPALA", f"{_RLLIB}.impala:IMPALAConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
     f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseIMPALATorchLearner",
     f"{_RLLIB}.impala.torch.impala_torch_learner:IMPALATorchLearner", shared_trunk=True,
-    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_frozen(min_time_s_per_iteration=0),
+    smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_ON_POLICY_SMOKE_REPORTING,
     summary="PPO's module, V-trace learner"))
 register_algorithm(AlgorithmRow(
     "SAC", f"{_OURS}.sac:SparseSACConfig", f"{_OURS}.modules:SparseSACTorchRLModule",
     f"{_OURS}.catalogs:SparseSACCatalog", f"{_OURS}.learners:SparseSACTorchLearner",
     f"{_RLLIB}.sac.torch.sac_torch_learner:SACTorchLearner",
-    smoke_training=_OFF_POLICY_SMOKE,
-    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="policy (actor) and Q networks (critic, twin critic)"))
 register_algorithm(AlgorithmRow(
     "DQN", f"{_RLLIB}.dqn:DQNConfig", f"{_OURS}.modules:SparseDQNTorchRLModule",
     f"{_OURS}.catalogs:SparseDQNCatalog", f"{_OURS}.learners:SparseDQNTorchLearner",
     f"{_RLLIB}.dqn.torch.dqn_torch_learner:DQNTorchLearner", roles=("critic",), action_spaces=("Discrete",),
-    smoke_training=_OFF_POLICY_SMOKE,
-    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="one Q network (critic); dueling and double-Q"))
 register_algorithm(AlgorithmRow(
     "DDPG", f"{_OURS}.ddpg:DDPGConfig", f"{_OURS}.ddpg.module:SparseDDPGTorchRLModule",
     f"{_OURS}.ddpg.module:SparseDDPGCatalog", action_spaces=("Box",),
-    smoke_training=_OFF_POLICY_SMOKE,
-    smoke_reporting=_frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0),
+    smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="deterministic tanh policy (actor) and one Q network (critic); SAC's off-policy loop"))
 register_algorithm(AlgorithmRow(
-    "STREAMAC", runner="stream", action_spaces=("Box",),
+    "STREAMAC", runner="rllib_sparse.sweep.stream_runner:StreamTrialRunner", action_spaces=("Box",),
     smoke_reporting=_frozen(min_sample_timesteps_per_iteration=200),
     summary="streaming actor-critic, Stream AC(λ) with ObGD: one transition at a time, no replay "
             "(rllib_sparse.streaming; not RLlib)"))

@@ -39,7 +39,8 @@ DIAGNOSTICS_PREFIX = DIAGNOSTICS + "/"
 #: The per-iteration keys logged to MLflow besides the prefixed families above.
 TRACKED = (EPISODE_RETURN, EPISODE_RETURN_MAX, EPISODE_LENGTH, TRAINING_EPISODE_RETURN, EVALUATION_RETURN, ENV_STEPS,
            ITERATION, TIME_TOTAL, TIME_THIS_ITERATION, ENV_STEPS_PER_S)
-
+#: The prefixed families logged to MLflow with every key under them.
+TRACKED_PREFIXES = (LEARNER_PREFIX, MASK_PREFIX, DIAGNOSTICS_PREFIX)
 
 #: The returns a trial's non-finite check covers (besides every learner loss and TD error): a NaN here,
 #: once episodes have finished, means the env's rewards were not finite.
@@ -98,9 +99,6 @@ def format_return(value: float | None, finished: bool = True) -> str:
 def return_text(results: dict, key: str = EPISODE_RETURN) -> str:
     """``format_return`` of ``results[key]``, telling a missing return from finished episodes' NaN."""
     return format_return(results.get(key), not no_episode_yet(results, key))
-
-
-TRACKED_PREFIXES = (LEARNER_PREFIX, MASK_PREFIX, DIAGNOSTICS_PREFIX)
 
 
 def diagnostic(network: str, name: str) -> str:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Create ./.venv (if missing) and install rllib-sparse with its test tools, CPU torch pinned.
+# Create ./.venv (if missing) and install rllib-sparse with its test tools and every simulator extra
+# (`.[test,all]`: Atari, DeepMind Control, gymnasium's MuJoCo tasks; the suite runs them all), CPU torch
+# pinned (constraints.txt).
 # --test: also what the test suite needs outside Python, installed with apt-get when missing and this
 #         runs as root: Debian's chromium (the report's browser test) and postgresql (the cluster test's
 #         MLflow database; only the server binaries are used, no system service is started).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-bash scripts/install.sh .venv/bin/python -e ".[test]"
+bash scripts/install.sh .venv/bin/python -e ".[test,all]"
 if [ "${1:-}" = "--test" ]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)

@@ -1,6 +1,9 @@
 """The team cluster's services as real processes on 127.0.0.1, as docker/compose.yaml declares them:
 PostgreSQL (Debian's server), an S3-compatible store (moto's server) and an MLflow tracking server on
-both. Each is started in its own process group and stopped by that group's PID."""
+both. Each is started in its own process group and stopped by that group's PID. ``free_ports`` and
+``node_ports`` also serve benchmarks/cluster_overhead.py (imported from this folder): one way to start
+Ray nodes side by side on one host.
+"""
 
 from __future__ import annotations
 
@@ -20,12 +23,6 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def free_ports(n: int) -> list[int]:
     """``n`` distinct free ports (all bound at once, so none is handed out twice)."""
     sockets = [socket.socket() for _ in range(n)]
@@ -35,6 +32,10 @@ def free_ports(n: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 def node_ports(flags: list[str], workers: range) -> list[str]:

@@ -1,12 +1,14 @@
-"""A new env family and a new algorithm, plugged in through the seams only, run by `train` and `sweep`.
+"""A new env family and new algorithms, plugged in through the seams only, run by `train` and `sweep`.
 
 The plugin module is written by the test into its own folder, as a user's would be: it registers an
 env family (``toy/<gymnasium id>``: a capped episode, with its own full-episode return in the episode's
-last ``info``) and an algorithm (RLlib's PPO under the name TOYPPO). The sweep file names it under
-``plugins:``; nothing in rllib_sparse knows about either.
+last ``info``), an algorithm RLlib trains (its PPO under the name TOYPPO) and one it does not (TOYCOUNT:
+random actions, by a trial runner of the plugin's own that the algorithm's row names). The sweep file
+names it under ``plugins:``; nothing in rllib_sparse knows about any of them.
 """
 
 import os
+import re
 import textwrap
 
 import pytest
@@ -23,8 +25,9 @@ PLUGIN = textwrap.dedent('''
     import gymnasium as gym
     from pydantic import BaseModel, ConfigDict, Field
 
-    from rllib_sparse.algorithms import get_algorithm, register_algorithm
-    from rllib_sparse.envs import EnvFamily, register_env_family
+    from rllib_sparse.algorithms import AlgorithmRow, get_algorithm, register_algorithm
+    from rllib_sparse.envs import EnvFamily, make_env, register_env_family
+    from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
 
 
     class ToyOptions(BaseModel):
@@ -56,6 +59,43 @@ PLUGIN = textwrap.dedent('''
         episode_info_metrics={"toy_return": "toy_return_mean"}, full_episode_return="toy_return_mean",
         list_ids=lambda: {"toy/CartPole-v1": "CartPole-v1"}, summary="a family made by a test"))
     register_algorithm(dataclasses.replace(get_algorithm("PPO"), name="TOYPPO", summary="PPO, renamed"))
+
+
+    class RandomActions(TrialRunner):
+        """A trainer that is not RLlib: each iteration plays one episode with random actions."""
+
+        @classmethod
+        def plan(cls, spec, point, source):
+            return PlannedCounts(0, 0, {})
+
+        @classmethod
+        def resources(cls, spec, point):
+            return [{"CPU": 1}]
+
+        def build(self):
+            self.env = make_env(self.point.env, dict(self.spec.env_config))
+            self.iteration, self.env_steps = 0, 0
+
+        def train(self):
+            self.env.reset(seed=self.iteration)
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = self.env.step(self.env.action_space.sample())
+                total, done, self.env_steps = total + reward, terminated or truncated, self.env_steps + 1
+            self.iteration += 1
+            return {"iteration": self.iteration, "env_steps": self.env_steps, "episode_return_mean": total}
+
+        def save(self, folder):
+            pass
+
+        def restore(self, folder):
+            pass
+
+        def stop(self):
+            self.env.close()
+
+
+    register_algorithm(AlgorithmRow("TOYCOUNT", runner="toy_plugin:RandomActions", summary="random actions"))
 ''')
 
 SWEEP = {
@@ -101,6 +141,15 @@ def test_toy_family_and_algorithm_sweep_with_tracking(toy):
         # The family's own return replaced RLlib's, which moved aside: twice RLlib's, by the plugin's design.
         assert metrics["episode_return_mean"] > 0 and metrics["training_episode_return_mean"] > 0
         assert metrics["episode_return_mean"] != metrics["training_episode_return_mean"]
+
+
+def test_toy_runner_named_by_its_row_trains_an_algorithm_that_is_not_rllib(toy):
+    (toy / "count.yaml").write_text(yaml.safe_dump(
+        {**{k: v for k, v in SWEEP.items() if k != "training"}, "name": "count", "algorithm": "TOYCOUNT"}))
+    run = run_cli("train", "count.yaml", "--num-cpus", "1", cwd=toy)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "training simba-w16-d1-s0-seed0 (TOYCOUNT on toy/CartPole-v1)" in run.stdout
+    assert re.search(r"^iter +3 +env_steps +\d+ +return +\d", run.stdout, re.MULTILINE), run.stdout
 
 
 def test_toy_options_are_checked_like_built_in_ones(toy):

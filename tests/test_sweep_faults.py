@@ -2,9 +2,9 @@
 
 Covered here: a trial no node can host (refused within seconds, nothing written); a killed sweep followed
 by ``--resume`` of a different study (refused) and by a new sweep (the old runs are closed); a
-sweep tracked over HTTP by a real MLflow server that goes down in the middle of it (no metric lost; a
-dozen seconds of outage spans several of the tracker's retry rounds, which is what is tested, not the
-length); an outage that outlasts the sweep (records kept on disk, sent by ``--resume``).
+sweep tracked over HTTP by a real MLflow server that goes down twice: in the middle of it (no metric
+lost; a dozen seconds of outage spans several of the tracker's retry rounds, which is what is tested,
+not the length), then until after its end (records kept on disk, sent by ``--resume``).
 """
 
 import contextlib
@@ -114,47 +114,24 @@ def _histories_complete(uri: str, iterations: int) -> None:
 OUTAGE_S = 12
 
 
-def test_a_sweep_tracks_over_http_and_a_tracking_outage_mid_sweep_loses_no_metric(tmp_path):
-    port, iterations = _free_port(), 20
-    path = sweep_file(tmp_path, stop={"iterations": iterations}, checkpoint={"frequency": 10})
-    exe = Path(sys.executable).with_name("rllib-sparse")
-    log = open(tmp_path / "sweep.out", "w")
-    with local_mlflow_server(tmp_path / "server", port) as uri:
-        driver = subprocess.Popen([str(exe), "sweep", str(path), "--tracking-uri", uri, "--num-cpus", "2"],
-                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.time() + 180
-            while time.time() < deadline and driver.poll() is None and "iter    3" not in _read(tmp_path):
-                time.sleep(0.5)
-            assert driver.poll() is None and "iter    3" in _read(tmp_path), _read(tmp_path)[-3000:]
-        except BaseException:
-            os.killpg(driver.pid, signal.SIGKILL)
-            raise
-    try:
-        time.sleep(OUTAGE_S)  # the outage: the server is down, the sweep goes on
-        assert "is unreachable; records are kept in" in _read(tmp_path)
-        with local_mlflow_server(tmp_path / "server", port) as uri:
-            assert driver.wait(timeout=420) == 0, _read(tmp_path)[-3000:]
-            output = _read(tmp_path)
-            assert "is back after" in output and "Traceback" not in output
-            assert f"MLflow: open {uri}" in output
-            assert "View run" not in output  # MLflow's own lines stay out of the progress output
-            _histories_complete(uri, iterations)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-        log.close()
-    assert not list((tmp_path / "runs" / "tiny").glob("*.mlflow-journal*"))  # all sent, journal gone
-    assert not (tmp_path / "mlruns").exists()  # nothing went to the embedded default
-
-
 def _read(folder: Path) -> str:
     return (folder / "sweep.out").read_text()
 
 
-def test_records_an_outage_kept_from_mlflow_are_sent_by_resume(tmp_path):
-    port = _free_port()
-    path = sweep_file(tmp_path)
+def _wait_for_text(folder: Path, driver, text: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and driver.poll() is None and text not in _read(folder):
+        time.sleep(0.3)
+    assert text in _read(folder), f"{text!r} never came: {_read(folder)[-3000:]}"
+
+
+def test_a_sweep_tracks_over_http_through_outages_and_resume_sends_what_outlasted_it(tmp_path):
+    """One real sweep tracked by a real MLflow server that goes down twice: the first outage, in the middle
+    of the sweep, is bridged (no metric lost, the output says when it starts and ends); the second lasts
+    past the end of the sweep, whose records stay in the journal (exit 1) until ``--resume`` sends them."""
+    # Iterations take 0.2-0.5 s here: 200 outlast the first outage and the server's restart twice over.
+    port, iterations = _free_port(), 200
+    path = sweep_file(tmp_path, stop={"iterations": iterations}, checkpoint={"frequency": 50})
     exe = Path(sys.executable).with_name("rllib-sparse")
     log = open(tmp_path / "sweep.out", "w")
     with local_mlflow_server(tmp_path / "server", port) as uri:
@@ -162,17 +139,27 @@ def test_records_an_outage_kept_from_mlflow_are_sent_by_resume(tmp_path):
                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "RLLIB_SPARSE_TRACKING_FLUSH_TIMEOUT": "5"})
         try:
-            deadline = time.time() + 120
-            while time.time() < deadline and driver.poll() is None and "started" not in _read(tmp_path):
-                time.sleep(0.2)
+            _wait_for_text(tmp_path, driver, "iter    3", 180)
+            assert driver.poll() is None, _read(tmp_path)[-3000:]
         except BaseException:
             os.killpg(driver.pid, signal.SIGKILL)
             raise
-    # The server stays down until the sweep has ended: its last records cannot be sent.
-    assert driver.wait(timeout=300) == 1, _read(tmp_path)[-3000:]
-    log.close()
+    try:
+        time.sleep(OUTAGE_S)  # the first outage: the server is down, the sweep goes on
+        assert "is unreachable; records are kept in" in _read(tmp_path)
+        with local_mlflow_server(tmp_path / "server", port):
+            _wait_for_text(tmp_path, driver, "is back after", 120)
+        # The second outage lasts until the sweep has ended: its last records cannot be sent.
+        assert driver.wait(timeout=420) == 1, _read(tmp_path)[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        log.close()
     output = _read(tmp_path)
+    assert "Traceback" not in output and f"MLflow: open {uri}" in output
+    assert "View run" not in output  # MLflow's own lines stay out of the progress output
     assert f"send them with: rllib-sparse sweep {path} --resume" in output
+    assert f"iter {iterations:>4}" in output  # the sweep trained to its end through both outages
     refused = rllib_sparse(["sweep", str(path), "--resume"], cwd=tmp_path, timeout=120)  # the server is still down
     line = one_error(refused)
     assert f"tracking URI '{uri}' is unreachable" in line and "the tracking URI the interrupted sweep used" in line
@@ -185,5 +172,6 @@ def test_records_an_outage_kept_from_mlflow_are_sent_by_resume(tmp_path):
         assert "MLflow record(s) the interrupted driver had not sent" in resumed.stdout
         assert " started" not in resumed.stdout  # the trials had finished: nothing is trained again
         assert "width \\ sparsity" in resumed.stdout  # and the summary still shows their results
-        _histories_complete(uri, 3)
-    assert not journal.exists()
+        _histories_complete(uri, iterations)
+    assert not journal.exists()  # all sent, journal gone
+    assert not (tmp_path / "mlruns").exists()  # nothing went to the embedded default

@@ -193,3 +193,24 @@ def test_a_trial_whose_actor_never_ran_is_still_named_in_the_summary(tmp_path):
     assert trial_index(never_ran, trials) == (1, name)
     assert trial_index(ran, trials) == (0, trials[0].point.name)
     assert trial_index(SimpleNamespace(config=None, path=None), trials)[0] is None
+
+
+def test_every_settings_field_has_a_description_in_the_json_schema():
+    """Each field of a sweep file, the sparse model and its per-network overrides says what it means."""
+    from rllib_sparse.networks import SparseModelConfig
+    from rllib_sparse.sweep.spec import SweepSpec
+
+    def undescribed(node, where: str = "") -> list[str]:
+        """Every property, at any depth ($defs, inline objects, anyOf/items), without a description."""
+        if isinstance(node, list):
+            return [path for index, item in enumerate(node) for path in undescribed(item, f"{where}[{index}]")]
+        if not isinstance(node, dict):
+            return []
+        found = [f"{where}.{field}" for field, prop in node.get("properties", {}).items()
+                 if not (isinstance(prop.get("description"), str) and prop["description"].strip())]
+        return found + [path for key, value in node.items() for path in undescribed(value, f"{where}/{key}")]
+
+    sweep = SweepSpec.model_json_schema()
+    assert {"SparseModelConfig", "NetworkOverrides", "StopSpec", "DiagnosticsSpec"} <= set(sweep["$defs"])
+    assert undescribed(sweep) == []
+    assert undescribed(SparseModelConfig.model_json_schema()) == []

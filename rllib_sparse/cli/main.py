@@ -110,15 +110,24 @@ def cmd_envs(args: argparse.Namespace) -> int:
     """Every registered env family: its ids and its ``env_config`` options (with defaults)."""
     from rllib_sparse.envs import env_families
 
-    families = env_families()
-    listing = {name: {"summary": f.summary, "ids": list(f.list_ids()),
-                      "env_config": f.options().model_dump() if f.options is not None else {}}
-               for name, f in families.items()}
+    listing = {}
+    for name, family in env_families().items():
+        try:
+            ids, unavailable = list(family.list_ids()), None
+        except ValueError as error:  # its simulator (an extra of the package) is not installed
+            ids, unavailable = [], str(error)
+        listing[name] = {"summary": family.summary, "ids": ids,
+                         "env_config": family.options().model_dump() if family.options is not None else {}}
+        if unavailable is not None:
+            listing[name]["unavailable"] = unavailable
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
     for name, entry in listing.items():
         ids = entry["ids"]
+        if "unavailable" in entry:
+            print(f"{name}: {entry['summary']}; unavailable: {entry['unavailable']}")
+            continue
         print(f"{name}: {entry['summary']} ({len(ids)} ids; use the id as `env:` in a sweep file)")
         width = max((len(i) for i in ids), default=0) + 2
         per_line = max(1, 100 // max(width, 1))
@@ -158,13 +167,61 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="a sweep file, e.g. tune_configs/quickstart.yaml")
+def _add_sweep_arguments(parser: argparse.ArgumentParser, *, runs: bool = True) -> None:
+    """The sweep file and its overrides (``validate``, ``train``, ``sweep``, ``submit``); ``runs``: the
+    command runs trials (``--smoke`` shrinks them; ``--num-cpus`` sizes the local Ray)."""
+    parser.add_argument("file", help="a sweep file (e.g. tune_configs/quickstart.yaml) or the name of a shipped "
+                                     "study (e.g. quickstart; `rllib-sparse validate NAME` to see one)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a field, e.g. --set stop.iterations=2 --set grid.width=[64,128]")
     parser.add_argument("--smoke", action="store_true",
-                        help="shrink every trial to a seconds-long check (tiny batches, 2 iterations)")
-    parser.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the local Ray (default: all)")
+                        help="shrink every trial to a seconds-long check (tiny batches, 2 iterations)" if runs
+                        else "validate the --smoke version of the grid")
+    if runs:
+        parser.add_argument("--num-cpus", type=_positive_int, default=None, help="CPUs of the local Ray (default: all)")
+
+
+def shipped_studies() -> dict[str, Path]:
+    """The studies that ship with the package (the repository's ``tune_configs/*.yaml``), by name.
+
+    An installed wheel has them as the package data ``rllib_sparse/tune_configs/`` (pyproject.toml maps
+    the folder into the package); a source checkout (an editable install) reads ``tune_configs/`` itself.
+    """
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / "tune_configs", package.parent / "tune_configs"):
+        if folder.is_dir() and (folder.parent == package or (package.parent / "pyproject.toml").is_file()):
+            return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+    return {}
+
+
+def _shown(path: Path) -> str:
+    """A path as the user reads it: relative to the working folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _sweep_file(text: str) -> str:
+    """The sweep file a command argument names: an existing path as it is; else a shipped study, by name
+    (``quickstart``, ``quickstart.yaml``, or ``tune_configs/quickstart.yaml`` outside the repository);
+    else a bare name is BadInput listing the shipped studies, and a path goes on as given (reading it
+    fails in one line)."""
+    path = Path(text)
+    if path.exists() or not text:
+        return text
+    studies = shipped_studies()
+    bare = len(path.parts) == 1
+    in_shipped_folder = len(path.parts) == 2 and path.parts[0] == "tune_configs"
+    if (bare or in_shipped_folder) and path.suffix in ("", ".yaml"):
+        name = path.stem if path.suffix else path.name
+        if name in studies:
+            return _shown(studies[name])
+    if bare and not path.suffix:
+        names = ", ".join(studies) if studies else "none found (the package data tune_configs/ is missing)"
+        raise BadInput(f"{text!r} is no sweep file and no shipped study; allowed: a path to a sweep file, "
+                       f"or a shipped study: {names}")
+    return text
 
 
 def _load_sweep(args: argparse.Namespace):
@@ -341,6 +398,61 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
+def sweep_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of a sweep file: ``SweepSpec``'s, plus the shorthands its
+    validators take before validation (which pydantic's schema cannot know): the ``model`` key of the
+    ``model`` section (an alias of ``name``) and ``learner.compile: off`` (YAML 1.1 reads it as false).
+    The schema checks names and kinds of fields; ``rllib-sparse validate`` checks the rest (algorithm,
+    env, grid axes, hyper-parameters)."""
+    from pydantic import AliasChoices, BaseModel
+
+    from rllib_sparse.sweep.spec import LearnerSpec, SweepSpec
+
+    schema = SweepSpec.model_json_schema(mode="validation")
+    defs = schema.get("$defs", {})
+
+    def models(cls: type[BaseModel], seen: dict[str, type[BaseModel]]) -> dict[str, type[BaseModel]]:
+        seen[cls.__name__] = cls
+        for field in cls.model_fields.values():
+            stack = [field.annotation]
+            while stack:
+                kind = stack.pop()
+                if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.__name__ not in seen:
+                    models(kind, seen)
+                stack.extend(getattr(kind, "__args__", ()) or ())
+        return seen
+
+    for name, cls in models(SweepSpec, {}).items():
+        section = schema if cls is SweepSpec else defs.get(name)
+        properties = (section or {}).get("properties", {})
+        for field_name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            if isinstance(alias, AliasChoices) and field_name in properties:
+                for choice in alias.choices:
+                    if isinstance(choice, str) and choice not in properties:
+                        properties[choice] = {**properties[field_name],
+                                              "description": f"The same as {field_name} (read as its alias)."}
+    compile_field = defs.get(LearnerSpec.__name__, {}).get("properties", {}).get("compile")
+    if compile_field is not None:  # LearnerSpec._yaml_off: a bare ``off`` (YAML's false) is "off"
+        defs[LearnerSpec.__name__]["properties"]["compile"] = {
+            "anyOf": [{k: v for k, v in compile_field.items() if k not in ("default", "title", "description")},
+                      {"const": False, "description": "off, as YAML 1.1 reads a bare off"}],
+            **{k: v for k, v in compile_field.items() if k in ("default", "title", "description")}}
+    schema.pop("title", None)
+    schema.pop("description", None)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "rllib-sparse sweep file",
+            "description": "One scaling study of rllib-sparse (docs/sweeps.md); `rllib-sparse validate FILE` "
+                           "checks what a schema cannot (algorithm, env, grid axes, hyper-parameters).",
+            **schema}
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The JSON Schema of sweep files on stdout (``rllib-sparse schema > sweep.schema.json``)."""
+    print(json.dumps(sweep_schema(), indent=2))
+    return 0
+
+
 # ------------------------------------------------------------------------------------------- parser
 
 
@@ -363,12 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("validate", help="check a sweep file and print its grid; starts nothing")
-    p.add_argument("file", help="a sweep file, e.g. tune_configs/quickstart.yaml")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a field, e.g. --set stop.iterations=2 --set grid.width=[64,128]")
-    p.add_argument("--smoke", action="store_true", help="validate the --smoke version of the grid")
+    _add_sweep_arguments(p, runs=False)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="the JSON Schema of sweep files (for editors and check-jsonschema)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("train", help="one trial of a sweep file, in this process, for debugging")
     _add_sweep_arguments(p)
@@ -416,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "file", None) is not None:
+            args.file = _sweep_file(args.file)
         return args.func(args)
     except BadInput as error:
         print(f"rllib-sparse: error: {error}", file=sys.stderr)

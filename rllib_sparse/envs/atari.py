@@ -11,7 +11,9 @@ Both pass raw (unclipped, all-lives) rewards out of the emulator; the training s
 clipping, terminal on life loss) are added on top by the same rules in both paths, so that the game's
 real return stays measurable. When a game ends, ``info["game_return"]`` and ``info["game_length"]``
 carry the full-game return and agent steps. Observations are ``uint8`` ``(H, W, stack)``: channels
-last, as the image encoders (and RLlib) expect. No Ray import here.
+last, as the image encoders (and RLlib) expect. ale-py (and OpenCV, for the per-env path) are the
+package's ``atari`` extra, imported on first use: without them an ``ALE/...`` env is refused in one
+line naming the extra. No Ray import here.
 """
 
 from __future__ import annotations
@@ -65,10 +67,30 @@ class AtariOptions(BaseModel):
 _RLLIB_CONTEXT_KEYS = frozenset({"num_envs"})
 
 
+#: How to install what this family needs (ale-py, OpenCV): the package's ``atari`` extra.
+EXTRA = "pip install 'rllib-sparse[atari]'"
+
+
+def _missing_extra(what: str, error: ImportError) -> ValueError:
+    reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return ValueError(f"{what}, which cannot be imported here ({reason}); install it with: {EXTRA}")
+
+
+def _ale(env_id: str | None = None):
+    """ale-py, or a one-line ValueError naming the extra to install (naming ``env`` if given)."""
+    try:
+        import ale_py
+        from ale_py import roms  # noqa: F401 - the bundled ROMs, listed by atari_env_ids
+    except ImportError as error:
+        what = f"env={env_id!r} needs" if env_id is not None else "Atari games (ALE/<Game>-v5) need"
+        raise _missing_extra(f"{what} the Atari emulator ale-py", error) from None
+    return ale_py
+
+
 @lru_cache(maxsize=1)
 def atari_env_ids() -> dict[str, str]:
     """``ALE/<Game>-v5`` id -> ROM name, for every game whose ROM ships inside ale-py."""
-    import ale_py
+    ale_py = _ale()
     from ale_py import roms
 
     gym.register_envs(ale_py)
@@ -86,7 +108,9 @@ def is_atari_id(env: Any) -> bool:
 
 
 def atari_game(env_id: str) -> str:
-    """The ROM name of ``ALE/<Game>-v5``, or a one-line error that says how to list the games."""
+    """The ROM name of ``ALE/<Game>-v5``, or a one-line error that says how to list the games (or which
+    extra to install)."""
+    _ale(env_id)
     ids = atari_env_ids()
     if env_id in ids:
         return ids[env_id]
@@ -97,6 +121,10 @@ def atari_game(env_id: str) -> str:
 
 
 def _single_env(env_id: str, options: AtariOptions) -> gym.Env:
+    try:
+        import cv2  # noqa: F401 - gymnasium's AtariPreprocessing resizes with OpenCV
+    except ImportError as error:
+        raise _missing_extra("the per-env Atari path (env_config vectorized: false) needs OpenCV", error) from None
     env = gym.make(env_id, frameskip=1, repeat_action_probability=options.repeat_action_probability,
                    full_action_space=options.full_action_space,
                    max_num_frames_per_episode=options.max_episode_frames)

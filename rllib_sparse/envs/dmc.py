@@ -8,7 +8,8 @@ Built from the ecosystem's parts: ``dm_control.suite`` loads the task, Farama's 
 a gymnasium env (seeding the task's random state from ``reset(seed=...)``, so the trial's seed decides
 the task's initial states), gymnasium's ``FlattenObservation`` flattens the observation dict. Only the
 action repeat is ours: gymnasium has no generic one (its frame skip wrappers are Atari's max-pooling).
-No Ray import here.
+dm-control, mujoco and shimmy are the package's ``dmc`` extra, imported on first use: without them a
+``dmc/...`` env is refused in one line naming the extra. No Ray import here.
 """
 
 from __future__ import annotations
@@ -40,17 +41,34 @@ def is_dmc_id(env_id: str) -> bool:
     return isinstance(env_id, str) and env_id.startswith(PREFIX)
 
 
+#: How to install what this family needs (dm-control, mujoco, shimmy): the package's ``dmc`` extra.
+EXTRA = "pip install 'rllib-sparse[dmc]'"
+
+
 @functools.cache
-def _suite():
+def _suite_modules():
     from dm_control import suite  # MUJOCO_GL is chosen in rllib_sparse/__init__.py (headless by default)
+    from shimmy import dm_control_compatibility
 
-    return suite
+    return suite, dm_control_compatibility
 
 
-def dmc_tasks() -> dict[str, list[str]]:
-    """Every task of the suite, by domain (the suite's own list: benchmarking and extra tasks)."""
+def _suite(env_id: str | None = None):
+    """dm_control's suite, or a one-line ValueError naming the extra to install (naming ``env`` if given)."""
+    try:
+        return _suite_modules()[0]
+    except ImportError as error:
+        what = f"env={env_id!r} needs" if env_id is not None else "DeepMind Control tasks (dmc/<domain>-<task>) need"
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise ValueError(f"{what} DeepMind Control (dm-control, mujoco, shimmy), which cannot be imported "
+                         f"here ({reason}); install it with: {EXTRA}") from None
+
+
+def dmc_tasks(env_id: str | None = None) -> dict[str, list[str]]:
+    """Every task of the suite, by domain (the suite's own list: benchmarking and extra tasks); a one-line
+    ValueError naming the ``dmc`` extra if DeepMind Control is not installed."""
     tasks: dict[str, list[str]] = {}
-    for domain, task in _suite().ALL_TASKS:
+    for domain, task in _suite(env_id).ALL_TASKS:
         tasks.setdefault(domain, []).append(task)
     return tasks
 
@@ -59,7 +77,7 @@ def dmc_task(env_id: str) -> tuple[str, str]:
     """``dmc/<domain>-<task>`` -> (domain, task), or a one-line ValueError listing what exists."""
     name = env_id[len(PREFIX):] if is_dmc_id(env_id) else env_id
     domain, sep, task = name.partition("-")
-    tasks = dmc_tasks()
+    tasks = dmc_tasks(env_id)
     if not sep or not domain or not task:
         raise ValueError(f"env={env_id!r} is not a DeepMind Control id; allowed: dmc/<domain>-<task>, "
                          f"e.g. dmc/humanoid-run (domains: {', '.join(sorted(tasks))})")
@@ -99,10 +117,10 @@ def make_dmc(env_id: str, action_repeat: int = DEFAULT_ACTION_REPEAT) -> gym.Env
     The episode ends where the task's own time limit ends it (1000 simulator steps for the suite's
     benchmarking tasks), reported as ``truncated``, as a time limit should be.
     """
-    domain, task = dmc_task(env_id)  # imports dm_control headless first, then shimmy may import it too
-    from shimmy.dm_control_compatibility import DmControlCompatibilityV0
+    domain, task = dmc_task(env_id)  # imports dm_control headless first, then shimmy (or names the extra)
+    suite, compatibility = _suite_modules()
 
-    env: gym.Env = DmControlCompatibilityV0(_suite().load(domain, task))
+    env: gym.Env = compatibility.DmControlCompatibilityV0(suite.load(domain, task))
     env = gym.wrappers.FlattenObservation(env)
     space = env.observation_space
     env = gym.wrappers.TransformObservation(

@@ -1,16 +1,18 @@
 """The env-family registry: how each family of environments is named, made, configured and reported.
 
-A family (Atari; DeepMind Control next) owns a pattern of env ids (``ALE/<Game>-v5``), how to make one
+A family (Atari, DeepMind Control) owns a pattern of env ids (``ALE/<Game>-v5``), how to make one
 env and, if it has one, a faster vectorised env, the pydantic model of its ``env_config`` options,
 which episode-end ``info`` keys carry full-episode numbers worth reporting, and its listing for
 ``rllib-sparse envs``. ``with_sparse_model``, sweep planning, result curation and the CLI all ask
 ``env_family(env_id)`` and nothing else, so adding a family is one module in ``envs/`` plus one
 ``register_env_family`` call (docs/extending.md). Env ids that no family claims are plain gymnasium
-ids. No Ray import here.
+ids. ``make_env`` makes one env outside RLlib; ``env_spaces`` finds an env's spaces once per process,
+for planning. No Ray import here.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,12 +81,18 @@ def env_family(env_id: Any) -> EnvFamily | None:
     return next((family for family in _FAMILIES.values() if family.matches(env_id)), None)
 
 
+def unknown_env_message(env_id: str, allowed: str) -> str:
+    """The one refusal of an env id that gymnasium does not know, with a "did you mean" of gymnasium's
+    nearest id; ``allowed`` says what else the caller takes (e.g. an env family's id)."""
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"env={env_id!r} is not a known env{hint}; allowed: {allowed}"
+
+
 def make_env(env_id: str, env_config: dict | None = None, source: str = "env") -> gym.Env:
     """One env outside RLlib (streaming RL's trainer): the family's ``make`` with its checked options,
     or ``gymnasium.make`` for a plain id; any failure is one ValueError line naming the id. Float
     observations are checked for NaN and infinities (``rllib_sparse.envs.finite``)."""
-    import difflib
-
     from rllib_sparse.envs.finite import check_observations
 
     family = env_family(env_id)
@@ -103,9 +111,36 @@ def make_env(env_id: str, env_config: dict | None = None, source: str = "env") -
         raise ValueError(f"{source}: env={env_id!r} cannot be created: {first}") from None
     except Exception as error:  # gymnasium's NameNotFound, missing extras, bad keyword arguments
         if isinstance(env_id, str) and env_id not in gym.registry:
-            close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{source}: env={env_id!r} is not a known env{hint}; allowed: a gymnasium id "
-                             "(e.g. Walker2d-v5) or an id of an env family (`rllib-sparse envs`)") from None
+            allowed = "a gymnasium id (e.g. Walker2d-v5) or an id of an env family (`rllib-sparse envs`)"
+            raise ValueError(f"{source}: {unknown_env_message(env_id, allowed)}") from None
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise ValueError(f"{source}: env={env_id!r} cannot be created: {first}") from None
+
+
+def _made_spaces(env_id: str, env_config: dict, source: str) -> tuple[gym.Space, gym.Space]:
+    env = make_env(env_id, env_config, source)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+#: ``spaces_of(env_id, env_config, source)``: how ``env_spaces`` finds an env's spaces the first time.
+_SpacesOf = Callable[[str, dict, str], tuple[gym.Space, gym.Space]]
+#: What ``env_spaces`` found: (env id, env_config as text, spaces_of) -> (observation, action). The
+#: text, as the dict is not hashable; ``source`` is left out: it only names the file in a refusal.
+_SPACES: dict[tuple, tuple[gym.Space, gym.Space]] = {}
+
+
+def env_spaces(env_id: str, env_config: dict | None = None, source: str = "env",
+               spaces_of: _SpacesOf = _made_spaces) -> tuple[gym.Space, gym.Space]:
+    """(observation_space, action_space) of ``env_id`` made with ``env_config``, found once per process
+    per (id, env_config): planning a 240-trial grid makes one env, not 240 (a DMC dog model takes ~0.3 s
+    to compile). ``spaces_of(env_id, env_config, source)`` finds them on the first call: by default
+    ``make_env`` makes the env (its one-line refusals name ``source``); RLlib's trial runner passes RLlib's
+    own way (which also knows ``tune.register_env`` names). A refusal is not remembered."""
+    config = dict(env_config or {})
+    key = (env_id, repr(sorted(config.items())), spaces_of)
+    if key not in _SPACES:
+        _SPACES[key] = spaces_of(env_id, config, source)
+    return _SPACES[key]

@@ -37,14 +37,17 @@ class NetworkOverrides(BaseModel):
     """Per-network values that replace the shared ``width``/``depth``/``sparsity``/``allocation``."""
 
     model_config = _STRICT
-    width: Width | None = None
-    #: This network's width as a multiple of the shared ``width`` (rounded; at least 1), so one grid
-    #: axis scales actor and critic together, as SimBa does (actor 128 at critic 512: 0.25). Not with
-    #: ``width`` (one way to say a width).
-    width_scale: Annotated[float, Field(gt=0.0, le=64.0)] | None = None
-    depth: Depth | None = None
-    sparsity: Sparsity | None = None
-    allocation: str | None = None
+    width: Width | None = Field(None, description="This network's width (units per hidden layer; channel "
+                                "multiplier for CNNs); null: the shared width.")
+    width_scale: Annotated[float, Field(gt=0.0, le=64.0)] | None = Field(
+        None, description="This network's width as a multiple of the shared width (rounded, at least 1), so one "
+        "grid axis scales actor and critic together as SimBa does (actor 128 at critic 512: 0.25); not with width.")
+    depth: Depth | None = Field(
+        None, description="This network's depth (blocks or hidden layers); null: the shared depth.")
+    sparsity: Sparsity | None = Field(
+        None, description="This network's fraction of prunable weights removed, in [0, 1); null: the shared sparsity.")
+    allocation: str | None = Field(
+        None, description="This network's layer-wise densities (erdos_renyi or uniform); null: the shared allocation.")
 
     @model_validator(mode="after")
     def _one_width(self) -> NetworkOverrides:
@@ -79,19 +82,28 @@ class SparseModelConfig(BaseModel):
 
     model_config = _STRICT
 
-    #: The registered network (``rllib-sparse models``). Sweep files and older configs may still call
-    #: the key ``model`` (``model: {model: simba}``); both spellings are read.
-    name: str = Field("simba", validation_alias=AliasChoices("name", "model"))
-    width: Width | None = None
-    depth: Depth | None = None
-    sparsity: Sparsity = 0.0
-    actor: NetworkOverrides = NetworkOverrides()
-    critic: NetworkOverrides = NetworkOverrides()
-    allocation: str = "erdos_renyi"
-    seed: int = 0
-    keep_first_dense: bool = False
-    keep_last_dense: bool = False
-    rescale: bool = False
+    name: str = Field("simba", validation_alias=AliasChoices("name", "model"),
+                      description="The registered network (rllib-sparse models); the key model is read as an alias.")
+    width: Width | None = Field(None, description="Width of actor and critic (units per hidden layer; channel "
+                                "multiplier for CNNs); null: the model's default width.")
+    depth: Depth | None = Field(None, description="Depth of actor and critic (blocks or hidden layers); null: the "
+                                "model's default depth.")
+    sparsity: Sparsity = Field(0.0, description="Fraction of prunable (Linear/Conv) weights removed once before "
+                               "training, in [0, 1) (StreamAC's sparse_init: its per-row zero fraction); 0: dense.")
+    actor: NetworkOverrides = Field(NetworkOverrides(), description="Per-network overrides for the actor (policy); "
+                                    "empty: the shared values.")
+    critic: NetworkOverrides = Field(NetworkOverrides(), description="Per-network overrides for the critic (value or "
+                                     "Q networks); empty: the shared values.")
+    allocation: str = Field("erdos_renyi", description="Layer-wise densities: erdos_renyi (the paper's, from each "
+                            "layer's shape) or uniform (every layer the same).")
+    seed: int = Field(0, description="Seed of the masks (each layer's mask also depends on its name); a sweep's "
+                      "seed axis sets it.")
+    keep_first_dense: bool = Field(False, description="Leave each network's first layer dense (paid from the "
+                                   "sparsity budget); false: it is pruned like the others.")
+    keep_last_dense: bool = Field(False, description="Leave each network's last layer dense (paid from the "
+                                  "sparsity budget); false: it is pruned like the others.")
+    rescale: bool = Field(False, description="Scale kept weights by 1/sqrt(density) at init (an ablation; the "
+                          "paper does not); false: the dense init, then masked.")
 
     @field_validator("name")
     @classmethod

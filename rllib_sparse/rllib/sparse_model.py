@@ -7,9 +7,6 @@ env ids that an env family claims are finished by ``with_env_family``.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
-from importlib import import_module
 from typing import Any
 
 import gymnasium as gym
@@ -17,24 +14,13 @@ import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm, rllib_algorithm
-from rllib_sparse.envs import env_family
+from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm, resolve, rllib_algorithm
+from rllib_sparse.envs import env_family, unknown_env_message
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
 from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
 from rllib_sparse.rllib.env_families import with_env_family
 from rllib_sparse.rllib.modules import check_observation_space
-
-
-@functools.cache
-def resolve(path: str) -> type:
-    """The class a table row names as ``"module:Class"``."""
-    module_name, _, class_name = path.partition(":")
-    return getattr(import_module(module_name), class_name)
-
-
-def module_class_for(algorithm: str) -> type:
-    return resolve(rllib_algorithm(algorithm).module_class)
 
 
 def _fields(model: str | SparseModelConfig, fields: dict[str, Any]) -> SparseModelConfig:
@@ -91,11 +77,9 @@ def env_spaces(config: AlgorithmConfig):
         env = creator(EnvContext(dict(config.env_config), worker_index=0))
     except Exception as error:  # RLlib's EnvError, gymnasium's errors: many lines, many types
         if isinstance(config.env, str) and config.env not in gym.registry and "." not in config.env:
-            close = difflib.get_close_matches(config.env, list(gym.registry), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"env={config.env!r} is not a known env{hint}; allowed: a gymnasium id "
-                             "(e.g. CartPole-v1), an Atari id (`rllib-sparse envs`), or a name registered "
-                             "with ray.tune.register_env") from None
+            raise ValueError(unknown_env_message(
+                config.env, "a gymnasium id (e.g. CartPole-v1), an Atari id (`rllib-sparse envs`), or a name "
+                            "registered with ray.tune.register_env")) from None
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise ValueError(f"env={config.env!r} cannot be created: {first}") from None
     try:

@@ -10,32 +10,34 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 from rllib_sparse import metrics as m
 from rllib_sparse.algorithms import AlgorithmRow, get_algorithm
-from rllib_sparse.envs import EnvFamily, env_family
-from rllib_sparse.rllib import algorithm_config, env_spaces, with_env_family, with_sparse_model
+from rllib_sparse.envs import EnvFamily, env_family, env_spaces
+from rllib_sparse.rllib import algorithm_config, with_env_family, with_sparse_model
 from rllib_sparse.rllib.diagnostics import learner_diagnostics, with_diagnostics
 from rllib_sparse.rllib.inspection import max_masked_weight
 from rllib_sparse.rllib.learners import with_fast_learner
+from rllib_sparse.rllib.sparse_model import env_spaces as config_spaces
 from rllib_sparse.rllib.sparse_model import planned_module
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 from rllib_sparse.sweep.trainable import damaged_checkpoint
 from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
 
 
-def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file", spaces=None) -> AlgorithmConfig:
+def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file",
+                 spaces: Callable[[], tuple[Any, Any]] | None = None) -> AlgorithmConfig:
     """The RLlib config of one trial: algorithm, env, hyper-parameters, resources, seed, sparse model.
 
-    ``spaces`` (observation, action), when the caller already knows them, spare making the env to
-    check the model against it (planning); a config to build a trial from is made without.
+    ``spaces`` returns (observation, action) when the caller has its own way to know them (planning:
+    found once per env and env_config); it is called once the settings are checked, and spares making
+    the env to check the model against it. A config to build a trial from is made without.
     """
     config = algorithm_config(spec.algorithm).environment(point.env, env_config=dict(spec.env_config))
-    if spaces is not None:
-        config = config.environment(observation_space=spaces[0], action_space=spaces[1])
     try:
         config = with_env_family(config)
     except ValueError as error:
@@ -66,6 +68,9 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file", 
     if spec.diagnostics is not None:
         config = with_diagnostics(config, spec.diagnostics.batch_size)
     config = with_fast_learner(config, **spec.learner.model_dump())
+    if spaces is not None:
+        observation_space, action_space = spaces()
+        config = config.environment(observation_space=observation_space, action_space=action_space)
     config = with_sparse_model(config, point.model, algorithm=spec.algorithm)
     try:
         config.validate()  # RLlib's own checks (e.g. DDPG's one critic), here rather than after Ray started
@@ -73,6 +78,12 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file", 
         first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         raise ValueError(f"{source}: {first}") from None
     return config
+
+
+def rllib_spaces(env_id: str, env_config: dict, source: str) -> tuple[Any, Any]:
+    """An env's spaces found as RLlib finds them (``tune.register_env`` names too), with its refusals;
+    the ``spaces_of`` of ``rllib_sparse.envs.env_spaces`` for RLlib's trials."""
+    return config_spaces(AlgorithmConfig().environment(env_id, env_config=env_config))
 
 
 def _smoke(config: AlgorithmConfig, row: AlgorithmRow) -> AlgorithmConfig:
@@ -199,16 +210,13 @@ def curate(result: dict, family: EnvFamily | None = None) -> dict[str, float]:
 class RLlibTrialRunner(TrialRunner):
     """A grid point trained by RLlib: one ``Algorithm`` built from ``trial_config``."""
 
-    _spaces: dict[tuple, Any] = {}  # (env, env_config) -> spaces: planning makes each env once
-
     @classmethod
     def _planning_config(cls, spec: SweepSpec, point: GridPoint, source: str) -> tuple[AlgorithmConfig, Any]:
-        """``trial_config`` and the env's spaces, the env made once per (env, env_config) in this process:
-        else planning a 240-trial grid makes 240 envs (a DMC dog model takes ~0.3 s to compile)."""
-        key = (point.env, repr(sorted(spec.env_config.items())))
-        if key not in cls._spaces:
-            cls._spaces[key] = env_spaces(trial_config(spec, point, source))
-        return trial_config(spec, point, source, spaces=cls._spaces[key]), cls._spaces[key]
+        """``trial_config`` and the env's spaces, the env made once per (env, env_config) in this process
+        (``rllib_sparse.envs.env_spaces``), as RLlib makes it."""
+        config = trial_config(spec, point, source,
+                              spaces=lambda: env_spaces(point.env, spec.env_config, source, rllib_spaces))
+        return config, (config.observation_space, config.action_space)
 
     @classmethod
     def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:

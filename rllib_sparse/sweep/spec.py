@@ -42,9 +42,12 @@ class StopSpec(BaseModel):
     """When a trial ends: the first of these reached (at least one is required)."""
 
     model_config = _Strict
-    env_steps: Positive | None = None
-    iterations: Positive | None = None
-    time_s: Annotated[float, Field(gt=0)] | None = None
+    env_steps: Positive | None = Field(
+        None, description="Stop after this many env steps (agent decisions, as RLlib counts them); null: no limit.")
+    iterations: Positive | None = Field(
+        None, description="Stop after this many training iterations; null: no iteration limit.")
+    time_s: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Stop after this many seconds of the trial's training time; null: no time limit.")
 
     @model_validator(mode="after")
     def _one_at_least(self) -> StopSpec:
@@ -55,33 +58,40 @@ class StopSpec(BaseModel):
 
 class ResourcesSpec(BaseModel):
     model_config = _Strict
-    cpus_per_trial: Annotated[float, Field(gt=0)] = 1.0
-    gpus_per_trial: Annotated[float, Field(ge=0)] = 0.0
-    num_env_runners: Annotated[int, Field(ge=0)] = 0
-    num_envs_per_env_runner: Positive = 1
-    max_concurrent_trials: Positive | None = None
+    cpus_per_trial: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="CPUs of the trial's main process (the learner); env runners add their own.")
+    gpus_per_trial: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="GPUs of the trial's learner (fractions allowed); 0: the learner runs on CPU.")
+    num_env_runners: Annotated[int, Field(ge=0)] = Field(
+        0, description="Remote env runners per trial, each with its own CPU; 0: the trial's own process samples.")
+    num_envs_per_env_runner: Positive = Field(1, description="Vectorised env copies stepped by each env runner.")
+    max_concurrent_trials: Positive | None = Field(
+        None, description="Most trials running at once; null: as many as the cluster fits.")
 
 
 class CheckpointSpec(BaseModel):
     model_config = _Strict
-    frequency: Annotated[int, Field(ge=0)] = 0  # every N iterations; 0: only at the end
-    keep: Positive | None = None  # newest checkpoints kept per trial; None: all
+    frequency: Annotated[int, Field(ge=0)] = Field(
+        0, description="Checkpoint every N iterations (the last iteration always is); 0: only at the end.")
+    keep: Positive | None = Field(None, description="Newest checkpoints kept per trial; null: all of them.")
 
 
 class FailureSpec(BaseModel):
     """What a crash or a non-finite iteration does to a trial."""
 
     model_config = _Strict
-    max_retries: Annotated[int, Field(ge=0)] = 1
-    #: A NaN or infinite return, learner loss or TD error: ``fail`` the trial (a one-line error naming
-    #: metric, value, iteration and trial), or ``warn`` once per metric and go on training.
-    on_nonfinite: Literal["fail", "warn"] = "fail"
+    max_retries: Annotated[int, Field(ge=0)] = Field(
+        1, description="Times a crashed trial is restarted from its last checkpoint; 0: never.")
+    on_nonfinite: Literal["fail", "warn"] = Field(
+        "fail", description="On a NaN or infinite return, learner loss or TD error: fail the trial (one line "
+        "naming metric, value, iteration and trial), or warn once per metric and go on training.")
 
 
 class TrackingSpec(BaseModel):
     model_config = _Strict
-    tracking_uri: str | None = None  # None: sqlite:///<cwd>/mlruns/mlflow.db
-    experiment: str | None = None  # None: the study name
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI, e.g. http://HOST:PORT; null: sqlite:///<cwd>/mlruns/mlflow.db.")
+    experiment: str | None = Field(None, description="MLflow experiment name; null: the study name.")
 
 
 class DiagnosticsSpec(BaseModel):
@@ -94,14 +104,23 @@ class DiagnosticsSpec(BaseModel):
     """
 
     model_config = _Strict
-    every: Positive = 10
-    batch_size: Annotated[int, Field(ge=2)] = 1024  # srank <= batch: keep it >= the widest feature layer
-    delta: Annotated[float, Field(gt=0, lt=1)] = 0.01
-    # pre_activation: the paper's code (percent, τ 0.1/0.2); post_activation: the usual one (fraction, τ 0/0.1)
-    dormant: Literal["pre_activation", "post_activation"] = "pre_activation"
-    taus: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)] | None = None
-    interference_samples: Annotated[int, Field(ge=0, le=1024)] = 32  # 0: no interference matrix
-    save_matrix_at: list[Positive] = []
+    every: Positive = Field(
+        10, description="Iterations between diagnostics computations; a trial's last iteration always computes them.")
+    batch_size: Annotated[int, Field(ge=2)] = Field(
+        1024, description="Newest training rows used (rows); srank cannot exceed it, so keep it >= the widest "
+        "feature layer.")
+    delta: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.01, description="srank threshold δ: the top singular values kept hold 1 - δ of their sum (Kumar et al. "
+        "2021).")
+    dormant: Literal["pre_activation", "post_activation"] = Field(
+        "pre_activation", description="Dormant-neuron convention: pre_activation is the paper's code (percent, "
+        "τ 0.1/0.2); post_activation the usual one (fraction of activation outputs, τ 0/0.1).")
+    taus: Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=1)] | None = Field(
+        None, description="Dormant-neuron thresholds τ, as a fraction of the layer's mean; null: the convention's own.")
+    interference_samples: Annotated[int, Field(ge=0, le=1024)] = Field(
+        32, description="Per-sample gradients in the gradient-interference (cosine) matrix; 0: no interference matrix.")
+    save_matrix_at: list[Positive] = Field(
+        [], description="Iterations whose cosine matrix is saved as an MLflow artifact, besides the last one.")
 
     def due(self, iteration: int, last: bool) -> bool:
         return last or iteration % self.every == 0
@@ -121,8 +140,8 @@ class EvaluationSpec(BaseModel):
     """
 
     model_config = _Strict
-    every_iterations: Positive
-    episodes: Positive = 10
+    every_iterations: Positive = Field(description="Evaluate the deterministic policy every N training iterations.")
+    episodes: Positive = Field(10, description="Episodes played per evaluation.")
 
     def rllib_settings(self) -> dict[str, Any]:
         return {"evaluation_interval": self.every_iterations, "evaluation_duration": self.episodes,
@@ -140,9 +159,14 @@ class LearnerSpec(BaseModel):
     """
 
     model_config = _Strict
-    compile: Literal["off", "forward_train", "update"] = "off"
-    backend: Literal["inductor", "aot_eager", "eager", "cudagraphs"] = "inductor"
-    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
+    compile: Literal["off", "forward_train", "update"] = Field(
+        "off", description="What torch.compile compiles: off (eager), forward_train (the networks' training "
+        "forward) or update (RLlib's whole update step).")
+    backend: Literal["inductor", "aot_eager", "eager", "cudagraphs"] = Field(
+        "inductor", description="torch.compile's backend; only with compile set.")
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = Field(
+        None, description="torch.compile's mode (reduce-overhead captures CUDA graphs on a GPU); null: torch's "
+        "default; only with compile set.")
 
     @field_validator("compile", mode="before")
     @classmethod
@@ -161,7 +185,9 @@ class ModuleOptions(BaseModel):
     """RLlib model_config keys our modules honour besides the sparse model itself."""
 
     model_config = _Strict
-    vf_share_layers: bool = False  # PPO/APPO/IMPALA: one trunk for policy and value (usual for Atari)
+    vf_share_layers: bool = Field(
+        False, description="PPO/APPO/IMPALA only: one trunk for policy and value (usual on Atari); false: two "
+        "networks.")
 
 
 class SweepSpec(BaseModel):
@@ -169,29 +195,40 @@ class SweepSpec(BaseModel):
 
     model_config = _Strict
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
-    #: Python modules imported before anything else (on the driver and in every trial): where your own
-    #: models, env families, algorithms and trial runners register themselves (docs/extending.md).
-    plugins: list[str] = []
-    algorithm: str
-    env: str
-    env_config: dict[str, Any] = {}
-    model: SparseModelConfig = SparseModelConfig()
-    module: ModuleOptions = ModuleOptions()
-    learner: LearnerSpec = LearnerSpec()
-    diagnostics: DiagnosticsSpec | None = None
-    grid: dict[str, list[Any]] = {}
-    training: dict[str, Any] = {}
-    #: Arguments of RLlib's ``config.reporting(...)`` (e.g. ``min_sample_timesteps_per_iteration``).
-    reporting: dict[str, Any] = {}
-    evaluation: EvaluationSpec | None = None
-    stop: StopSpec
-    resources: ResourcesSpec = ResourcesSpec()
-    checkpoint: CheckpointSpec = CheckpointSpec()
-    failure: FailureSpec = FailureSpec()
-    tracking: TrackingSpec = TrackingSpec()
-    #: A seconds-long check (the ends of each grid axis, one seed, tiny batches, 2 iterations): ``--smoke``.
-    smoke: bool = False
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)] = Field(
+        description="Study name: the MLflow experiment (unless tracking.experiment is set) and the runs/ folder.")
+    plugins: list[str] = Field(
+        [], description="Python modules imported first, on the driver and in every trial, where your own models, "
+        "env families, algorithms and trial runners register themselves (docs/extending.md).")
+    algorithm: str = Field(description="A row of the algorithm table (PPO, APPO, IMPALA, SAC, DQN, DDPG, StreamAC, "
+                           "or a registered one); case-insensitive.")
+    env: str = Field(description="A gymnasium id, an env family's id (ALE/Pong-v5, dmc/humanoid-run) or a "
+                     "tune.register_env name.")
+    env_config: dict[str, Any] = Field({}, description="Keyword options passed to the env creator.")
+    model: SparseModelConfig = Field(SparseModelConfig(), description="The sparse network shared by every trial; "
+                                     "grid axes change its fields per trial.")
+    module: ModuleOptions = Field(ModuleOptions(), description="RLlib model_config options besides the sparse model.")
+    learner: LearnerSpec = Field(LearnerSpec(), description="The Learner's fast path (torch.compile); off by default.")
+    diagnostics: DiagnosticsSpec | None = Field(
+        None, description="The paper's network diagnostics during training; null: none computed.")
+    grid: dict[str, list[Any]] = Field(
+        {}, description="Axes (model fields, seed, env, training.<name>), each a non-empty list; the trials are "
+        "their Cartesian product; empty: one trial.")
+    training: dict[str, Any] = Field(
+        {}, description="Keyword arguments of the algorithm's config.training(...), e.g. lr.")
+    reporting: dict[str, Any] = Field(
+        {}, description="Arguments of RLlib's config.reporting(...), e.g. min_sample_timesteps_per_iteration.")
+    evaluation: EvaluationSpec | None = Field(
+        None, description="Periodic deterministic evaluation; null: only training returns are reported.")
+    stop: StopSpec = Field(description="When each trial ends: the first limit reached.")
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="CPUs, GPUs and env runners per trial.")
+    checkpoint: CheckpointSpec = Field(CheckpointSpec(), description="How often checkpoints are written and how "
+                                       "many are kept.")
+    failure: FailureSpec = Field(FailureSpec(), description="Retries after a crash and what a non-finite metric does.")
+    tracking: TrackingSpec = Field(TrackingSpec(), description="Where runs are tracked in MLflow.")
+    smoke: bool = Field(
+        False, description="A seconds-long check (the ends of each grid axis, one seed, tiny batches, 2 "
+        "iterations), as --smoke sets it.")
 
     @field_validator("algorithm", mode="before")
     @classmethod

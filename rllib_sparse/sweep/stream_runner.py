@@ -26,7 +26,7 @@ import torch
 
 from rllib_sparse import metrics as m
 from rllib_sparse.algorithms import get_algorithm
-from rllib_sparse.envs import make_env
+from rllib_sparse.envs import env_spaces, make_env
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import check_obs_shape
 from rllib_sparse.streaming.agent import StreamAC, StreamACSettings, planned_layers
@@ -108,18 +108,9 @@ def stream_trial(spec: SweepSpec, point: GridPoint, source: str = "sweep file") 
 class StreamTrialRunner(TrialRunner):
     """A grid point trained by Stream AC(λ) in the trial's own process (``rllib_sparse.streaming``)."""
 
-    _spaces: dict[tuple, tuple[gym.Space, gym.Space]] = {}  # (env, env_config) -> spaces: one env per plan
-
     @classmethod
-    def _env_spaces(cls, spec: SweepSpec, point: GridPoint, source: str) -> tuple[gym.Space, gym.Space]:
-        key = (point.env, repr(sorted(spec.env_config.items())))
-        if key not in cls._spaces:
-            env = make_env(point.env, dict(spec.env_config), source)
-            try:
-                cls._spaces[key] = (env.observation_space, env.action_space)
-            finally:
-                env.close()
-        obs_space, action_space = cls._spaces[key]
+    def _checked_spaces(cls, spec: SweepSpec, point: GridPoint, source: str) -> tuple[gym.Space, gym.Space]:
+        obs_space, action_space = env_spaces(point.env, spec.env_config, source)  # one env per (env, env_config)
         if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"{source}: {spec.algorithm} on env={point.env!r}: the action space {action_space} "
                              "is not supported; allowed: a 1-D Box (continuous actions)")
@@ -133,7 +124,7 @@ class StreamTrialRunner(TrialRunner):
     @classmethod
     def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:
         trial = stream_trial(spec, point, source)
-        obs_space, action_space = cls._env_spaces(spec, point, source)
+        obs_space, action_space = cls._checked_spaces(spec, point, source)
         layers = planned_layers(obs_space.shape[0], action_space.shape[0], trial.model, trial.init)
         dense = sum(network["parameters"] for network in layers.values())
         pruned = sum(row["total"] - row["nonzero"] for network in layers.values() for row in network["layers"])

@@ -2,12 +2,13 @@
 
 A ``TrialRunner`` turns a grid point into iterations of metrics. Its class plans the trial on the
 driver (parameter counts, per-layer densities, resources) without training; an instance builds,
-trains one iteration at a time, saves, restores and stops. RLlib's algorithms use
-``RLlibTrialRunner`` (``rllib_sparse.sweep.rllib_runner``); a trainer that is not RLlib (streaming RL)
-is one more subclass plus ``register_trial_runner`` and an algorithm-table row naming it, and nothing
-else in ``sweep/`` changes. ``iterate_trial`` is the only training loop: ``rllib-sparse train`` and the
-Tune trainable both consume it. It also stops a trial whose training went non-finite
-(``NonFiniteTrainingError``), or warns once per metric where the sweep file says ``failure.on_nonfinite: warn``.
+trains one iteration at a time, saves, restores and stops. Each algorithm-table row names its runner
+class (``AlgorithmRow.runner``, ``"module:Class"``, imported on first use by ``runner_class``): RLlib's
+algorithms use ``RLlibTrialRunner`` (``rllib_sparse.sweep.rllib_runner``); a trainer that is not RLlib
+(streaming RL) is one more subclass plus a row naming it, and nothing else in ``sweep/`` changes.
+``iterate_trial`` is the only training loop: ``rllib-sparse train`` and the Tune trainable both consume
+it. It also stops a trial whose training went non-finite (``NonFiniteTrainingError``), or warns once
+per metric where the sweep file says ``failure.on_nonfinite: warn``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from rllib_sparse import metrics as m
-from rllib_sparse.algorithms import get_algorithm
+from rllib_sparse.algorithms import get_algorithm, resolve
 
 if TYPE_CHECKING:
     from rllib_sparse.envs.finite import NonFiniteObservationError
@@ -91,26 +91,13 @@ class TrialRunner(ABC):
         """Release what ``build`` made."""
 
 
-_RUNNERS: dict[str, str | type[TrialRunner]] = {"rllib": "rllib_sparse.sweep.rllib_runner:RLlibTrialRunner",
-                                                "stream": "rllib_sparse.sweep.stream_runner:StreamTrialRunner"}
-
-
-def register_trial_runner(kind: str, runner: type[TrialRunner] | str) -> None:
-    """Make ``kind`` (an algorithm row's ``runner``) train with ``runner`` (a class or "module:Class")."""
-    _RUNNERS[kind] = runner
-
-
 def runner_class(algorithm: str) -> type[TrialRunner]:
-    """The runner class of an algorithm of the table."""
-    kind = get_algorithm(algorithm).runner
-    runner = _RUNNERS.get(kind)
-    if runner is None:
-        raise ValueError(f"algorithm {algorithm!r} names trial runner {kind!r}, which is not registered; "
-                         f"allowed: {', '.join(_RUNNERS)}")
-    if isinstance(runner, str):
-        module_name, _, class_name = runner.partition(":")
-        runner = _RUNNERS[kind] = getattr(import_module(module_name), class_name)
-    return runner
+    """The trial runner class that the algorithm's table row names (imported on first use)."""
+    row = get_algorithm(algorithm)
+    try:
+        return resolve(row.runner)
+    except ValueError as error:
+        raise ValueError(f"the trial runner of algorithm {row.name}: {error}") from None
 
 
 @dataclass
