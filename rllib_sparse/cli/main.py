@@ -398,57 +398,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0 if status == "SUCCEEDED" else 1
 
 
-def sweep_schema() -> dict:
-    """The JSON Schema (draft 2020-12) of a sweep file: ``SweepSpec``'s, plus the shorthands its
-    validators take before validation (which pydantic's schema cannot know): the ``model`` key of the
-    ``model`` section (an alias of ``name``) and ``learner.compile: off`` (YAML 1.1 reads it as false).
-    The schema checks names and kinds of fields; ``rllib-sparse validate`` checks the rest (algorithm,
-    env, grid axes, hyper-parameters)."""
-    from pydantic import AliasChoices, BaseModel
-
-    from rllib_sparse.sweep.spec import LearnerSpec, SweepSpec
-
-    schema = SweepSpec.model_json_schema(mode="validation")
-    defs = schema.get("$defs", {})
-
-    def models(cls: type[BaseModel], seen: dict[str, type[BaseModel]]) -> dict[str, type[BaseModel]]:
-        seen[cls.__name__] = cls
-        for field in cls.model_fields.values():
-            stack = [field.annotation]
-            while stack:
-                kind = stack.pop()
-                if isinstance(kind, type) and issubclass(kind, BaseModel) and kind.__name__ not in seen:
-                    models(kind, seen)
-                stack.extend(getattr(kind, "__args__", ()) or ())
-        return seen
-
-    for name, cls in models(SweepSpec, {}).items():
-        section = schema if cls is SweepSpec else defs.get(name)
-        properties = (section or {}).get("properties", {})
-        for field_name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            if isinstance(alias, AliasChoices) and field_name in properties:
-                for choice in alias.choices:
-                    if isinstance(choice, str) and choice not in properties:
-                        properties[choice] = {**properties[field_name],
-                                              "description": f"The same as {field_name} (read as its alias)."}
-    compile_field = defs.get(LearnerSpec.__name__, {}).get("properties", {}).get("compile")
-    if compile_field is not None:  # LearnerSpec._yaml_off: a bare ``off`` (YAML's false) is "off"
-        defs[LearnerSpec.__name__]["properties"]["compile"] = {
-            "anyOf": [{k: v for k, v in compile_field.items() if k not in ("default", "title", "description")},
-                      {"const": False, "description": "off, as YAML 1.1 reads a bare off"}],
-            **{k: v for k, v in compile_field.items() if k in ("default", "title", "description")}}
-    schema.pop("title", None)
-    schema.pop("description", None)
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "rllib-sparse sweep file",
-            "description": "One scaling study of rllib-sparse (docs/sweeps.md); `rllib-sparse validate FILE` "
-                           "checks what a schema cannot (algorithm, env, grid axes, hyper-parameters).",
-            **schema}
-
-
 def cmd_schema(args: argparse.Namespace) -> int:
     """The JSON Schema of sweep files on stdout (``rllib-sparse schema > sweep.schema.json``)."""
+    from rllib_sparse.sweep.spec import sweep_schema
+
     print(json.dumps(sweep_schema(), indent=2))
     return 0
 
