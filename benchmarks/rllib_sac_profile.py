@@ -40,10 +40,10 @@ STAGES = {
     "replay sampling": ("episode_replay_buffer.py", "sample"),
     "learner connector": ("learner_connector_pipeline.py", "__call__"),
     "forward_train": ("torch_rl_module.py", "forward_train"),
-    "losses": ("rllib/diagnostics.py", "compute_losses"),  # our mixin, around RLlib's
+    "losses": ("rllib/core/diagnostics.py", "compute_losses"),  # our mixin, around RLlib's
     "backward": ("autograd/__init__.py", "backward"),
     "optimizer step": ("torch_learner.py", "apply_gradients"),
-    "target update": ("learners.py", "after_gradient_based_update"),
+    "target update": ("core/learner.py", "after_gradient_based_update"),
     "env step + action": ("single_agent_env_runner.py", "sample"),
     "whole update (Learner.update)": ("learner.py", "update"),
 }

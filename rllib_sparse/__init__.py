@@ -50,6 +50,7 @@ _PUBLIC = {
     "AlgorithmRow": "rllib_sparse.algorithms",
     "register_algorithm": "rllib_sparse.algorithms",
     # the trial-runner seam of sweeps (a trainer that is not RLlib; its algorithm row names it)
+    "PlannedTrial": "rllib_sparse.sweep.trial",
     "PlannedCounts": "rllib_sparse.sweep.trial",
     "TrialRunner": "rllib_sparse.sweep.trial",
     # RLlib glue
@@ -71,6 +72,7 @@ __all__ = [
     "DDPGConfig",
     "EnvFamily",
     "PlannedCounts",
+    "PlannedTrial",
     "SparseConv2d",
     "SparseLinear",
     "SparseModelConfig",
@@ -130,7 +132,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs; nothin
         uniform_densities,
     )
     from rllib_sparse.streaming import StreamAC, StreamTrainer
-    from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
+    from rllib_sparse.sweep.trial import PlannedCounts, PlannedTrial, TrialRunner
 
 
 def __getattr__(name: str):

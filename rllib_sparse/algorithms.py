@@ -1,12 +1,14 @@
 """The algorithm table: every algorithm a sweep file or ``with_sparse_model`` can name, in one place.
 
-One row per algorithm says which trial runner trains it in sweeps and which RLlib classes implement it
-(all as ``"module:Class"`` paths, resolved on first use, so this module imports no Ray and sweep files
-are validated without it; no RLlib classes for an algorithm that is not RLlib's, such as streaming
-RL's), which networks it has, which action spaces it takes, and how ``--smoke`` shrinks it. Every list of
-algorithms, every per-algorithm check and the command-line help derive from this table; adding an RLlib
-algorithm is its module (or folder) under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row;
-adding a trainer that is not RLlib is a trial runner plus a row naming its class (see docs/extending.md).
+One row per algorithm says which trial runner trains it in sweeps and which RLlib config class
+configures it (both as ``"module:Class"`` paths, resolved on first use, so this module imports no Ray
+and sweep files are validated without it; no config class for an algorithm that is not RLlib's, such as
+streaming RL's), which networks it has, which action spaces it takes, and how ``--smoke`` shrinks it.
+The config class decides the RL module, Catalog and Learner (``get_default_rl_module_spec``,
+``get_default_learner_class``), so the row names no other class. Every list of algorithms, every
+per-algorithm check and the command-line help derive from this table; adding an RLlib algorithm is its
+folder under ``rllib_sparse/rllib/`` plus one ``register_algorithm`` row; adding a trainer that is not
+RLlib is a trial runner plus a row naming its class (see docs/extending.md).
 """
 
 from __future__ import annotations
@@ -23,12 +25,9 @@ class AlgorithmRow:
     """One algorithm: its name and what implements it."""
 
     name: str  #: as in sweep files (``algorithm: PPO``); upper case
-    #: ``"module:Class"`` of its RLlib ``AlgorithmConfig``; None for an algorithm RLlib does not train.
+    #: ``"module:Class"`` of its RLlib ``AlgorithmConfig``, which picks its sparse RL module, Catalog and
+    #: Learner; None for an algorithm RLlib does not train.
     config_class: str | None = None
-    module_class: str | None = None  #: the sparse RL module (``rllib_sparse.rllib.modules``)
-    catalog_class: str | None = None  #: the Catalog that builds our networks for that module
-    learner_class: str | None = None  #: our Learner; installed in place of ``default_learner_class``
-    default_learner_class: str | None = None  #: the Learner RLlib's config picks by default
     #: Which sparse-model roles the algorithm's networks use ("actor" and/or "critic").
     roles: tuple[str, ...] = ("actor", "critic")
     #: gymnasium action space types it takes.
@@ -74,10 +73,7 @@ def get_algorithm(name: str) -> AlgorithmRow:
     """The row of ``name`` (any case); a one-line ValueError naming the allowed ones if unknown."""
     row = _ALGORITHMS.get(name.upper()) if isinstance(name, str) else None
     if row is None:
-        # Listed by the RL module they build (PPO and IMPALA share one), then in table order.
-        modules = list(dict.fromkeys(r.module_class or r.name for r in _ALGORITHMS.values()))
-        names = sorted(_ALGORITHMS, key=lambda n: modules.index(_ALGORITHMS[n].module_class or n))
-        raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(names)}")
+        raise ValueError(f"algorithm={name!r} is not supported; allowed: {', '.join(_ALGORITHMS)}")
     return row
 
 
@@ -114,7 +110,6 @@ def _frozen(**settings: Any) -> MappingProxyType:
     return MappingProxyType(dict(settings))
 
 
-_RLLIB = "ray.rllib.algorithms"
 _OURS = "rllib_sparse.rllib"
 _ON_POLICY_SMOKE = _frozen(train_batch_size_per_learner=128)
 _ON_POLICY_SMOKE_REPORTING = _frozen(min_time_s_per_iteration=0)
@@ -123,38 +118,27 @@ _OFF_POLICY_SMOKE = _frozen(num_steps_sampled_before_learning_starts=64, train_b
 _OFF_POLICY_SMOKE_REPORTING = _frozen(min_sample_timesteps_per_iteration=128, min_time_s_per_iteration=0)
 
 register_algorithm(AlgorithmRow(
-    "PPO", f"{_RLLIB}.ppo:PPOConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
-    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparsePPOTorchLearner",
-    f"{_RLLIB}.ppo.torch.ppo_torch_learner:PPOTorchLearner", shared_trunk=True,
+    "PPO", f"{_OURS}.ppo:SparsePPOConfig", shared_trunk=True,
     smoke_training=_frozen(**_ON_POLICY_SMOKE, minibatch_size=64, num_epochs=1),
     smoke_reporting=_ON_POLICY_SMOKE_REPORTING, summary="policy (actor) and value (critic) networks"))
 register_algorithm(AlgorithmRow(
-    "APPO", f"{_RLLIB}.appo:APPOConfig", f"{_OURS}.modules:SparseAPPOTorchRLModule",
-    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseAPPOTorchLearner",
-    f"{_RLLIB}.appo.torch.appo_torch_learner:APPOTorchLearner", shared_trunk=True,
+    "APPO", f"{_OURS}.ppo:SparseAPPOConfig", shared_trunk=True,
     smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_ON_POLICY_SMOKE_REPORTING,
     summary="as PPO, asynchronous, with a target policy"))
 register_algorithm(AlgorithmRow(
-    "IMPALA", f"{_RLLIB}.impala:IMPALAConfig", f"{_OURS}.modules:SparsePPOTorchRLModule",
-    f"{_OURS}.catalogs:SparsePPOCatalog", f"{_OURS}.learners:SparseIMPALATorchLearner",
-    f"{_RLLIB}.impala.torch.impala_torch_learner:IMPALATorchLearner", shared_trunk=True,
+    "IMPALA", f"{_OURS}.ppo:SparseIMPALAConfig", shared_trunk=True,
     smoke_training=_ON_POLICY_SMOKE, smoke_reporting=_ON_POLICY_SMOKE_REPORTING,
     summary="PPO's module, V-trace learner"))
 register_algorithm(AlgorithmRow(
-    "SAC", f"{_OURS}.sac:SparseSACConfig", f"{_OURS}.modules:SparseSACTorchRLModule",
-    f"{_OURS}.catalogs:SparseSACCatalog", f"{_OURS}.learners:SparseSACTorchLearner",
-    f"{_RLLIB}.sac.torch.sac_torch_learner:SACTorchLearner",
+    "SAC", f"{_OURS}.sac:SparseSACConfig",
     smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="policy (actor) and Q networks (critic, twin critic)"))
 register_algorithm(AlgorithmRow(
-    "DQN", f"{_RLLIB}.dqn:DQNConfig", f"{_OURS}.modules:SparseDQNTorchRLModule",
-    f"{_OURS}.catalogs:SparseDQNCatalog", f"{_OURS}.learners:SparseDQNTorchLearner",
-    f"{_RLLIB}.dqn.torch.dqn_torch_learner:DQNTorchLearner", roles=("critic",), action_spaces=("Discrete",),
+    "DQN", f"{_OURS}.dqn:SparseDQNConfig", roles=("critic",), action_spaces=("Discrete",),
     smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="one Q network (critic); dueling and double-Q"))
 register_algorithm(AlgorithmRow(
-    "DDPG", f"{_OURS}.ddpg:DDPGConfig", f"{_OURS}.ddpg.module:SparseDDPGTorchRLModule",
-    f"{_OURS}.ddpg.module:SparseDDPGCatalog", action_spaces=("Box",),
+    "DDPG", f"{_OURS}.ddpg:DDPGConfig", action_spaces=("Box",),
     smoke_training=_OFF_POLICY_SMOKE, smoke_reporting=_OFF_POLICY_SMOKE_REPORTING,
     summary="deterministic tanh policy (actor) and one Q network (critic); SAC's off-policy loop"))
 register_algorithm(AlgorithmRow(

@@ -2,7 +2,8 @@
 
 A trial reports these keys per iteration (Tune results, MLflow metrics of the trial's child run); the
 report reads them back. Keeping them here means a rename cannot leave one layer behind. Also here: which
-of them must stay finite (``nonfinite``), and how a return reads on a progress line.
+of them must stay finite (``nonfinite``), how a return reads on a progress line, and the tracking-store
+names that the sweep writes and the report reads (tags, the gradient-cosine artifacts).
 """
 
 from __future__ import annotations
@@ -104,3 +105,20 @@ def return_text(results: dict, key: str = EPISODE_RETURN) -> str:
 def diagnostic(network: str, name: str) -> str:
     """``diag/<network>/<name>``."""
     return f"{DIAGNOSTICS}/{network}/{name}"
+
+
+# Tracking-store names: written by the sweep's tracker, read back by the report.
+
+#: Tag of a trial's child run: the trial name, by which a resumed sweep or a retried trial finds its run.
+TRIAL_TAG = "rllib_sparse.trial"
+#: Tag of a sweep's parent run: the sweep (study) name.
+SWEEP_TAG = "rllib_sparse.sweep"
+#: Child-run artifact folder of the gradient-cosine matrices, one JSON file per diagnosed iteration
+#: (``interference_artifact``): ``{COSINES_KEY: {network: matrix}, "iteration": i, "env_steps": n}``.
+INTERFERENCE_DIR = "interference"
+COSINES_KEY = "cosines"
+
+
+def interference_artifact(iteration: int) -> str:
+    """The artifact path of one iteration's gradient-cosine matrices (sorted by name = by iteration)."""
+    return f"{INTERFERENCE_DIR}/iter_{iteration:06d}.json"

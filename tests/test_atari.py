@@ -183,7 +183,7 @@ def test_plain_rllib_config_trains_a_sparse_cnn_on_a_real_rom(ray_local, vectori
     from ray.rllib.algorithms.ppo import PPOConfig
 
     from rllib_sparse import with_atari, with_sparse_model
-    from rllib_sparse.rllib.inspection import max_masked_weight, on_env_runners
+    from rllib_sparse.rllib.core.inspection import max_masked_weight, on_env_runners
 
     config = (PPOConfig().environment("ALE/Pong-v5", env_config={"vectorized": vectorized})
               .env_runners(num_env_runners=1, num_envs_per_env_runner=2)

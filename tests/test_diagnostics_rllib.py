@@ -8,7 +8,7 @@ import torch
 
 
 def test_recent_rows_keep_the_newest_rows():
-    from rllib_sparse.rllib.diagnostics import RecentRows
+    from rllib_sparse.rllib.core.diagnostics import RecentRows
 
     rows = RecentRows(capacity=5)
     for start in range(0, 12, 3):  # minibatches of 3 rows: 0-2, 3-5, 6-8, 9-11
@@ -49,7 +49,7 @@ def test_learner_diagnostics_report_every_network_and_change_nothing(ray_local, 
     from ray.rllib.core import DEFAULT_MODULE_ID
 
     from rllib_sparse import learner_diagnostics, with_diagnostics
-    from rllib_sparse.rllib.inspection import on_learners
+    from rllib_sparse.rllib.core.inspection import on_learners
 
     config, networks = _config(algo)
     config = with_diagnostics(config.env_runners(num_env_runners=0).reporting(min_time_s_per_iteration=0), rows=96)

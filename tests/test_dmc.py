@@ -85,8 +85,8 @@ def _hand_er_densities(shapes: dict[str, tuple[int, int]], sparsity: float) -> d
 @pytest.mark.parametrize("env_id", sorted(AUTHORS))
 def test_paper_actor_and_critic_densities_match_the_er_rule_and_the_authors(env_id):
     from rllib_sparse.rllib import with_sparse_model
+    from rllib_sparse.rllib.core.sparse_model import planned_module
     from rllib_sparse.rllib.sac import SparseSACConfig
-    from rllib_sparse.rllib.sparse_model import planned_module
 
     config = with_sparse_model(SparseSACConfig().environment(env_id).training(twin_q=False), "simba",
                                sparsity=0.8, actor={"width": 128, "depth": 1}, critic={"width": 512, "depth": 2})

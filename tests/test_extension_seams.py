@@ -8,14 +8,16 @@ names it under ``plugins:``; nothing in rllib_sparse knows about any of them.
 """
 
 import os
+import pickle
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.ray
 
@@ -156,3 +158,34 @@ def test_toy_options_are_checked_like_built_in_ones(toy):
     (toy / "bad.yaml").write_text(yaml.safe_dump({**SWEEP, "env_config": {"max_step": 20}}))
     run = run_cli("validate", "bad.yaml", cwd=toy)
     assert run.returncode == 2 and "unknown key 'max_step'; did you mean 'max_steps'?" in run.stderr, run.stderr
+
+
+def docs_files(page: Path, package: str) -> dict[str, str]:
+    """The code blocks of a docs page whose first line names a file of ``package`` (``# pkg/x.py``)."""
+    blocks = re.findall(r"```python\n(# (" + package + r"/[\w/]+\.py)\n.*?)```", page.read_text(), re.DOTALL)
+    return {path: code for code, path in blocks}
+
+
+def test_the_worked_off_policy_example_of_the_docs_is_one_folder_and_one_row_and_trains(tmp_path, monkeypatch):
+    files = docs_files(REPO / "docs" / "extending.md", "my_algos")
+    assert set(files) == {"my_algos/__init__.py", "my_algos/twin_ddpg/config.py", "my_algos/twin_ddpg/module.py",
+                          "my_algos/twin_ddpg/learner.py"}
+    for path, code in {**files, "my_algos/twin_ddpg/__init__.py": ""}.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(code)
+    (tmp_path / "twin.yaml").write_text(yaml.safe_dump({
+        "name": "twin", "plugins": ["my_algos"], "algorithm": "TwinDDPG", "env": "Pendulum-v1",
+        "model": {"model": "simba", "depth": 1, "width": 16}, "grid": {"sparsity": [0.9]},
+        "training": {"weight_decay": 0.01, "target_noise_clip": 0.3}, "stop": {"iterations": 2}}))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    run = run_cli("train", "twin.yaml", "--smoke", "--num-cpus", "1", "--checkpoint", "ckpt", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "training simba-w16-d1-s0.9-seed0 (TWINDDPG on Pendulum-v1)" in run.stdout
+    assert re.search(r"^iter +2 +env_steps +\d+ +return +-?\d", run.stdout, re.MULTILINE), run.stdout
+    # Trained: the masks held through the updates, and the layout's three optimizers (AdamW) have stepped.
+    assert "max |masked weight| over learner and env runners = 0.0" in run.stdout
+    with open(tmp_path / "ckpt" / "learner_group" / "learner" / "state.pkl", "rb") as file:
+        optimizers = pickle.load(file)["optimizer"]
+    assert list(optimizers) == ["default_policy_qf", "default_policy_qf_twin", "default_policy_policy"]
+    for optimizer in optimizers.values():
+        assert optimizer["state"]["state"] and optimizer["state"]["param_groups"][0]["weight_decay"] == 0.01

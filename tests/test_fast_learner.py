@@ -147,7 +147,7 @@ def test_learners_update_targets_in_place_with_rllibs_schedule(ray_local, algori
     from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_TARGET_UPDATES
 
     from rllib_sparse import DDPGConfig, SparseSACConfig, with_sparse_model
-    from rllib_sparse.rllib.learners import InPlaceTargetUpdateMixin
+    from rllib_sparse.rllib.core.learner import InPlaceTargetUpdateMixin
 
     config = {"SAC": lambda: SparseSACConfig().environment("Pendulum-v1").training(tau=0.01),
               "DDPG": lambda: DDPGConfig().environment("Pendulum-v1").training(tau=0.01, twin_q=False),
@@ -186,7 +186,7 @@ def test_the_sweep_files_learner_switch_reaches_rllibs_learner_and_masks_stay_ex
     import yaml
     from ray.rllib.core import DEFAULT_MODULE_ID
 
-    from rllib_sparse.rllib.inspection import max_masked_weight
+    from rllib_sparse.rllib.core.inspection import max_masked_weight
     from rllib_sparse.sweep.rllib_runner import trial_config
     from rllib_sparse.sweep.spec import load_sweep
 

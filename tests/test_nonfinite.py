@@ -156,7 +156,7 @@ def test_rllib_makes_a_plain_gymnasium_id_with_its_observations_checked():
     from ray.rllib.env.env_context import EnvContext
     from ray.tune.registry import ENV_CREATOR, _global_registry
 
-    from rllib_sparse.rllib.env_families import register_checked_env
+    from rllib_sparse.rllib.core.env_families import register_checked_env
 
     assert not register_checked_env("NoSuchEnv-v0")  # left to RLlib, which names the problem as before
     register_checked_env("NanObservation-v0")

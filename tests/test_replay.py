@@ -10,7 +10,7 @@ import pytest
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.replay_buffers.episode_replay_buffer import EpisodeReplayBuffer
 
-from rllib_sparse.rllib.replay import FastEpisodeReplayBuffer
+from rllib_sparse.rllib.core.replay import FastEpisodeReplayBuffer
 
 
 def _episode_chunks(seed: int, chunk: int = 37, max_steps: int = 90) -> list[SingleAgentEpisode]:

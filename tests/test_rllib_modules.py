@@ -12,7 +12,7 @@ import torch
 
 from conftest import run_python
 from rllib_sparse.rllib import algorithm_config, with_sparse_model
-from rllib_sparse.rllib.inspection import max_masked_weight, on_env_runners, on_learners
+from rllib_sparse.rllib.core.inspection import max_masked_weight, on_env_runners, on_learners
 from rllib_sparse.sparsity import SparseWeightMixin, max_masked_magnitude
 
 pytestmark = pytest.mark.ray
@@ -137,7 +137,7 @@ def test_a_custom_learner_class_is_left_alone():
 
 
 def test_fused_twin_keeps_groups_and_hyper_parameters():
-    from rllib_sparse.rllib.learners import fused_twin
+    from rllib_sparse.rllib.core.learner import fused_twin
 
     a, b = torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2))
     adam = torch.optim.AdamW([{"params": [a], "lr": 0.1}, {"params": [b]}], lr=0.01, weight_decay=0.5, eps=1e-7)
@@ -167,7 +167,7 @@ import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.core import DEFAULT_MODULE_ID
 from test_rllib_modules import learner_stats
-from rllib_sparse.rllib.inspection import on_learners
+from rllib_sparse.rllib.core.inspection import on_learners
 from rllib_sparse.sparsity import max_masked_magnitude
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 out = {}
@@ -202,7 +202,7 @@ def test_model_that_does_not_fit_the_env_fails_on_the_driver():
     with pytest.raises(ValueError, match=r"model='nature_cnn' needs image observations") as info:
         with_sparse_model(algorithm_config("PPO").environment("CartPole-v1"), "nature_cnn")
     assert "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="algorithm='BC' is not supported; allowed: PPO, IMPALA, APPO, SAC, DQN"):
+    with pytest.raises(ValueError, match="algorithm='BC' is not supported; allowed: PPO, APPO, IMPALA, SAC, DQN"):
         algorithm_config("BC")
 
 

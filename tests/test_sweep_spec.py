@@ -151,7 +151,7 @@ def test_learner_section_reaches_rllibs_config_and_a_bare_yaml_off_means_off(tmp
 
 
 def test_diagnostics_section_defaults_schedule_and_errors(tmp_path):
-    from rllib_sparse.rllib.diagnostics import ROWS_KEY
+    from rllib_sparse.rllib.core.diagnostics import ROWS_KEY
 
     assert load_sweep(write(tmp_path, BASE)).diagnostics is None  # absent: off
     spec = load_sweep(write(tmp_path, dict(BASE, diagnostics={})))

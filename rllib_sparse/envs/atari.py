@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from rllib_sparse.envs.registry import EnvFamily, register_env_family
+from rllib_sparse.envs.registry import RLLIB_CONTEXT_KEYS, EnvFamily, register_env_family
 from rllib_sparse.errors import validate
 
 NOOP = 0  # action 0 is NOOP in every ALE action set
@@ -59,12 +59,8 @@ class AtariOptions(BaseModel):
 
     @classmethod
     def parse(cls, env_config: dict | None, source: str = "env_config") -> AtariOptions:
-        known = {k: v for k, v in (env_config or {}).items() if k not in _RLLIB_CONTEXT_KEYS}
+        known = {k: v for k, v in (env_config or {}).items() if k not in RLLIB_CONTEXT_KEYS}
         return validate(cls, known, source)
-
-
-#: Keys RLlib adds to an env's config (vector entry point) that are not preprocessing options.
-_RLLIB_CONTEXT_KEYS = frozenset({"num_envs"})
 
 
 #: How to install what this family needs (ale-py, OpenCV): the package's ``atari`` extra.

@@ -7,7 +7,7 @@ floating dtype) in a wrapper that checks each one with ``np.isfinite`` (about a 
 benchmarks/observation_check_overhead.py);
 envs with integer observations (Atari's frames, discrete states) are returned as they are. Every env
 this project makes goes through it: ``make_env`` (trainers outside RLlib) and the RLlib env creators
-of ``rllib_sparse.rllib.env_families``. No Ray import here.
+of ``rllib_sparse.rllib.core.env_families``. No Ray import here.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from rllib_sparse import metrics
-from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SWEEP_TAG, TRIAL_TAG
 
 DIAGNOSTIC_PREFIX = metrics.DIAGNOSTICS_PREFIX
 #: MLflow params of a trial's training settings (``training.<name>``), as the sweep logs them.
@@ -148,14 +147,14 @@ class Study:
 
     def latest_cosines(self, trial: Trial) -> tuple[int, dict[str, list[list[float]]]] | None:
         """The last saved gradient-cosine matrices of a trial: (iteration, {network: matrix})."""
-        files = sorted(a.path for a in self.client.list_artifacts(trial.run_id, INTERFERENCE_DIR)
+        files = sorted(a.path for a in self.client.list_artifacts(trial.run_id, metrics.INTERFERENCE_DIR)
                        if a.path.endswith(".json"))
         if not files:
             return None
         with tempfile.TemporaryDirectory() as folder:
             local = self.client.download_artifacts(trial.run_id, files[-1], folder)
             data = json.loads(Path(local).read_text())
-        return int(data.get("iteration", 0)), data["cosines"]
+        return int(data.get("iteration", 0)), data[metrics.COSINES_KEY]
 
 
 def mark_variants(trials: list[Trial]) -> None:
@@ -183,9 +182,9 @@ def load_study(experiment: str, uri: str) -> Study:
     parent = None
     for run in runs:
         tags = run.data.tags
-        if SWEEP_TAG in tags and parent is None:
+        if metrics.SWEEP_TAG in tags and parent is None:
             parent = run.info.run_id
-        name = tags.get(TRIAL_TAG)
+        name = tags.get(metrics.TRIAL_TAG)
         if name and name not in trials:
             trials[name] = Trial(run.info.run_id, name, run.info.status, dict(run.data.params),
                                  dict(run.data.metrics), run.info.start_time or 0)

@@ -1,42 +1,42 @@
-"""RLlib glue (new API stack): sparse RL modules, their Catalogs and Learners, and the config helpers.
+"""RLlib glue (new API stack): one folder per algorithm family, and what they share in ``core``.
 
-Which module, Catalog and Learner each algorithm uses is the algorithm table's business
-(``rllib_sparse.algorithms``); ``with_sparse_model`` installs them.
+``ppo`` (PPO, APPO, IMPALA), ``sac``, ``dqn`` and ``ddpg`` each hold a config class that picks the
+family's sparse RL module, Catalog and Learner; the algorithm table (``rllib_sparse.algorithms``)
+names that config class. ``with_sparse_model`` puts a sparse model into any of them, or into RLlib's
+own config of the same algorithm.
 """
 
-from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
-from rllib_sparse.rllib.diagnostics import learner_diagnostics, with_diagnostics
-from rllib_sparse.rllib.env_families import register_atari, register_family_env, with_atari, with_env_family
-from rllib_sparse.rllib.learners import (
-    SparseAPPOTorchLearner,
-    SparseDQNTorchLearner,
-    SparseIMPALATorchLearner,
-    SparsePPOTorchLearner,
-    SparseSACTorchLearner,
-    with_fast_learner,
-)
-from rllib_sparse.rllib.modules import (
-    SparseAPPOTorchRLModule,
-    SparseDQNTorchRLModule,
-    SparsePPOTorchRLModule,
-    SparseSACTorchRLModule,
-)
-from rllib_sparse.rllib.sparse_model import (
-    algorithm_config,
-    env_spaces,
-    sparse_module_spec,
-    with_sparse_model,
-)
+from rllib_sparse.rllib.core.diagnostics import learner_diagnostics, with_diagnostics
+from rllib_sparse.rllib.core.env_families import register_atari, register_family_env, with_atari, with_env_family
+from rllib_sparse.rllib.core.learner import with_fast_learner
+from rllib_sparse.rllib.core.model_config import MODEL_CONFIG_KEY, parse_model_config
+from rllib_sparse.rllib.core.sparse_model import algorithm_config, env_spaces, sparse_module_spec, with_sparse_model
+from rllib_sparse.rllib.ddpg import DDPGConfig
+from rllib_sparse.rllib.dqn import SparseDQNConfig
+from rllib_sparse.rllib.dqn.learner import SparseDQNTorchLearner
+from rllib_sparse.rllib.dqn.module import SparseDQNTorchRLModule
+from rllib_sparse.rllib.ppo import SparseAPPOConfig, SparseIMPALAConfig, SparsePPOConfig
+from rllib_sparse.rllib.ppo.learner import SparseAPPOTorchLearner, SparseIMPALATorchLearner, SparsePPOTorchLearner
+from rllib_sparse.rllib.ppo.module import SparseAPPOTorchRLModule, SparsePPOTorchRLModule
+from rllib_sparse.rllib.sac import SparseSACConfig
+from rllib_sparse.rllib.sac.learner import SparseSACTorchLearner
+from rllib_sparse.rllib.sac.module import SparseSACTorchRLModule
 
 __all__ = [
     "MODEL_CONFIG_KEY",
+    "DDPGConfig",
+    "SparseAPPOConfig",
     "SparseAPPOTorchLearner",
     "SparseAPPOTorchRLModule",
+    "SparseDQNConfig",
     "SparseDQNTorchLearner",
     "SparseDQNTorchRLModule",
+    "SparseIMPALAConfig",
     "SparseIMPALATorchLearner",
+    "SparsePPOConfig",
     "SparsePPOTorchLearner",
     "SparsePPOTorchRLModule",
+    "SparseSACConfig",
     "SparseSACTorchLearner",
     "SparseSACTorchRLModule",
     "algorithm_config",

@@ -11,11 +11,10 @@ from typing import Any
 from ray.tune import Callback
 
 from rllib_sparse import metrics as m
-from rllib_sparse.sweep.plan import PlannedTrial
 from rllib_sparse.sweep.spec import SweepSpec
-from rllib_sparse.sweep.tracking import INTERFERENCE_DIR, SweepTracker
+from rllib_sparse.sweep.tracking import SweepTracker
 from rllib_sparse.sweep.trainable import ALREADY_FINISHED_KEY, CHECKPOINT_PATH_KEY, MATRICES_KEY, REPAIRS_KEY
-from rllib_sparse.sweep.trial import NonFiniteTrainingError, nonfinite_warning, runner_class
+from rllib_sparse.sweep.trial import NonFiniteTrainingError, PlannedTrial, nonfinite_warning, runner_class
 
 #: The tracker of each running sweep, by parent run id. The tracking callback is pickled into Tune's
 #: experiment state and comes back from it on ``--resume``; it finds the driver's live tracker here.
@@ -159,8 +158,8 @@ class TrackingCallback(Callback):
         if self.tracker.log_metrics(name, metrics, step=step) and MATRICES_KEY in result:
             iteration = int(metrics.get(m.ITERATION, 0))
             self.tracker.log_dict(name, {"iteration": iteration, "env_steps": step,
-                                         "cosines": json.loads(result[MATRICES_KEY])},
-                                  f"{INTERFERENCE_DIR}/iter_{iteration:06d}.json")
+                                         m.COSINES_KEY: json.loads(result[MATRICES_KEY])},
+                                  m.interference_artifact(iteration))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         planned = self._planned(trial)

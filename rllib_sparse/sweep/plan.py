@@ -6,30 +6,14 @@ algorithms build their RL module on the ``meta`` device (shapes and densities, n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
 
-from rllib_sparse.sweep.spec import GridPoint, SweepSpec
-from rllib_sparse.sweep.trial import runner_class
+from rllib_sparse.sweep.spec import SweepSpec
+from rllib_sparse.sweep.trial import BYTES_PER_PARAMETER, PlannedTrial, runner_class
 
-#: Bytes of training state per (dense) parameter: float32 weights, gradients and Adam's two moments.
-#: Masks, target networks, activations and the replay buffer come on top: this is a lower bound.
-BYTES_PER_PARAMETER = 16
 #: No node has this much memory: a planned trial above it is a typo, refused even by ``validate``.
 MEMORY_CEILING_BYTES = 4 << 40
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    point: GridPoint
-    dense_params: int
-    nonzero_params: int
-    layers: dict  # network -> per-layer shape, density, non-zero and total weights (an MLflow artifact)
-
-    @property
-    def memory_bytes(self) -> int:
-        """At least this much memory to train the trial (see ``BYTES_PER_PARAMETER``)."""
-        return self.dense_params * BYTES_PER_PARAMETER
 
 
 def format_bytes(count: float) -> str:
@@ -63,8 +47,7 @@ def plan(spec: SweepSpec, source: str = "sweep file") -> list[PlannedTrial]:
     runner = runner_class(spec.algorithm)
     trials = []
     for point in spec.points():
-        counts = runner.plan(spec, point, source)
-        trial = PlannedTrial(point, counts.dense_params, counts.nonzero_params, counts.layers)
+        trial = dataclasses.replace(runner.plan(spec, point, source), point=point)
         if trial.memory_bytes > MEMORY_CEILING_BYTES:
             raise ValueError(f"{source}: {too_big(trial, f'no machine has over {format_bytes(MEMORY_CEILING_BYTES)}')}")
         trials.append(trial)

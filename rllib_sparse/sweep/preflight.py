@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from rllib_sparse.sweep.plan import PlannedTrial, format_bytes, plan, too_big
+from rllib_sparse.sweep.plan import format_bytes, plan, too_big
 from rllib_sparse.sweep.spec import SweepSpec, load_sweep
 from rllib_sparse.sweep.tracking import CONNECT_BUDGET_ENV, check_tracking_uri, default_tracking_uri
+from rllib_sparse.sweep.trial import PlannedTrial
 
 RUNS_DIR = "runs"  # Tune's storage, under the working directory: runs/<study>/<timestamp>/
 

@@ -19,14 +19,14 @@ from rllib_sparse import metrics as m
 from rllib_sparse.algorithms import AlgorithmRow, get_algorithm
 from rllib_sparse.envs import EnvFamily, env_family, env_spaces
 from rllib_sparse.rllib import algorithm_config, with_env_family, with_sparse_model
-from rllib_sparse.rllib.diagnostics import learner_diagnostics, with_diagnostics
-from rllib_sparse.rllib.inspection import max_masked_weight
-from rllib_sparse.rllib.learners import with_fast_learner
-from rllib_sparse.rllib.sparse_model import env_spaces as config_spaces
-from rllib_sparse.rllib.sparse_model import planned_module
+from rllib_sparse.rllib.core.diagnostics import learner_diagnostics, with_diagnostics
+from rllib_sparse.rllib.core.inspection import max_masked_weight
+from rllib_sparse.rllib.core.learner import with_fast_learner
+from rllib_sparse.rllib.core.sparse_model import env_spaces as config_spaces
+from rllib_sparse.rllib.core.sparse_model import planned_module
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 from rllib_sparse.sweep.trainable import damaged_checkpoint
-from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
+from rllib_sparse.sweep.trial import PlannedTrial, TrialRunner
 
 
 def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file",
@@ -37,7 +37,8 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file",
     found once per env and env_config); it is called once the settings are checked, and spares making
     the env to check the model against it. A config to build a trial from is made without.
     """
-    config = algorithm_config(spec.algorithm).environment(point.env, env_config=dict(spec.env_config))
+    row = get_algorithm(spec.algorithm)  # looked up once; the row object travels from here
+    config = algorithm_config(row).environment(point.env, env_config=dict(spec.env_config))
     try:
         config = with_env_family(config)
     except ValueError as error:
@@ -56,7 +57,7 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file",
     if spec.evaluation is not None:
         config = config.evaluation(**spec.evaluation.rllib_settings())
     if spec.smoke:
-        config = _smoke(config, get_algorithm(spec.algorithm))
+        config = _smoke(config, row)
     resources = spec.resources
     config = (config.env_runners(num_env_runners=resources.num_env_runners,
                                  num_envs_per_env_runner=resources.num_envs_per_env_runner)
@@ -71,7 +72,7 @@ def trial_config(spec: SweepSpec, point: GridPoint, source: str = "sweep file",
     if spaces is not None:
         observation_space, action_space = spaces()
         config = config.environment(observation_space=observation_space, action_space=action_space)
-    config = with_sparse_model(config, point.model, algorithm=spec.algorithm)
+    config = with_sparse_model(config, point.model, algorithm=row)
     try:
         config.validate()  # RLlib's own checks (e.g. DDPG's one critic), here rather than after Ray started
     except ValueError as error:
@@ -219,14 +220,14 @@ class RLlibTrialRunner(TrialRunner):
         return config, (config.observation_space, config.action_space)
 
     @classmethod
-    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:
+    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedTrial:
         config, spaces = cls._planning_config(spec, point, source)
         try:
             module = planned_module(config, spaces)
         except RuntimeError as error:  # e.g. torch's "Storage size calculation overflowed"
             raise ValueError(f"{source}: trial {point.name} cannot be built: {str(error).splitlines()[0]}") from None
         counts = module.parameter_counts()
-        return PlannedCounts(counts["dense"], counts["nonzero"], module.planned_layers())
+        return PlannedTrial(counts["dense"], counts["nonzero"], module.planned_layers())
 
     @classmethod
     def resources(cls, spec: SweepSpec, point: GridPoint) -> list[dict[str, float]]:

@@ -20,12 +20,11 @@ from rllib_sparse import metrics as m
 from rllib_sparse.sweep.callbacks import _TRACKERS, ProgressPrinter, TrackingCallback
 from rllib_sparse.sweep.lock import StudyLock, StudyLockedError, new_stamp
 from rllib_sparse.sweep.logs import LibraryLogs
-from rllib_sparse.sweep.plan import PlannedTrial
 from rllib_sparse.sweep.preflight import Prepared, SweepInputError, SweepOptions, check_resources, prepare
 from rllib_sparse.sweep.spec import SweepSpec
 from rllib_sparse.sweep.summary import summary, trial_index
 from rllib_sparse.sweep.tracking import SweepTracker, first_line, store_cannot_write
-from rllib_sparse.sweep.trial import runner_class
+from rllib_sparse.sweep.trial import PlannedTrial, runner_class
 
 __all__ = ["SweepInputError", "SweepOptions", "run_sweep", "run_prepared"]
 
@@ -247,6 +246,8 @@ def _trainable():
 def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
     from ray import tune
 
-    return {"spec": spec.model_dump(mode="json"), "index": tune.grid_search(list(range(len(trials))))}
+    # The validated spec itself (pickled with each trial): a trial takes its grid point from it by index,
+    # with no second validation of the file and no expansion of the grid.
+    return {"spec": spec, "index": tune.grid_search(list(range(len(trials))))}
 
 

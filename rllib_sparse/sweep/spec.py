@@ -155,7 +155,7 @@ class LearnerSpec(BaseModel):
     compiles RLlib's whole update step (forward, losses, backward, optimizer step); ``off`` is eager.
     ``backend`` and ``mode`` are ``torch.compile``'s (``mode: reduce-overhead`` captures CUDA graphs on
     a GPU). Masks stay exact either way (tests/test_fast_learner.py). The fields are the arguments of
-    ``with_fast_learner`` (``rllib_sparse.rllib.learners``).
+    ``with_fast_learner`` (``rllib_sparse.rllib.core.learner``).
     """
 
     model_config = _Strict
@@ -285,6 +285,9 @@ class SweepSpec(BaseModel):
                     SparseModelConfig.parse(_set_path(base, axis, value), source="model")
                 except ValueError as error:
                     raise ValueError(f"grid.{axis}[{index}]={value!r}: {str(error).split(': ', 1)[-1]}") from None
+        for role in ("actor", "critic"):
+            if f"{role}.width" in self.grid and f"{role}.width_scale" in self.grid:
+                raise ValueError(f"grid.{role}.width and grid.{role}.width_scale are both axes; allowed: one of them")
         for index, seed in enumerate(self.grid.get("seed", [])):
             if not isinstance(seed, int) or isinstance(seed, bool):
                 raise ValueError(f"grid.seed[{index}]={seed!r} is invalid; allowed: integers")
@@ -342,23 +345,45 @@ class SweepSpec(BaseModel):
         its Learner runs (``learner`` changes speed, not results)."""
         return self.model_dump(mode="json", exclude={"tracking", "learner"})
 
+    def point(self, index: int) -> GridPoint:
+        """The ``index``-th trial of ``points()``, without expanding the grid (a trial finds its own)."""
+        axes = list(self.grid)
+        sizes = [len(self.grid[axis]) for axis in axes]
+        total = math.prod(sizes)
+        if not 0 <= index < total:
+            raise IndexError(f"grid point {index} of {total}")
+        values = {}
+        for axis, size in zip(reversed(axes), reversed(sizes)):
+            index, position = divmod(index, size)
+            values[axis] = self.grid[axis][position]
+        return self._point({axis: values[axis] for axis in axes})
+
     def _point(self, values: dict[str, Any]) -> GridPoint:
-        model = self.model.model_dump()
+        # Typed all the way: each model axis is a validated copy of the file's model (every grid value
+        # was checked against it when the file was read), not a dump and a re-parse.
+        model = self.model
         training = dict(self.training)
         for axis, value in values.items():
             if axis in MODEL_AXES:
-                model = _set_path(model, axis, value)
+                model = _with_axis(model, axis, value)
             elif axis.startswith(TRAINING_PREFIX):
                 training[axis[len(TRAINING_PREFIX):]] = value
         seed = int(values.get("seed", self.model.seed))
-        model["seed"] = seed  # the run seed also draws the masks
         return GridPoint(
             axes=values,
             env=values.get("env", self.env),
             seed=seed,
-            model=SparseModelConfig.parse(model),
+            model=model.model_copy(update={"seed": seed}),  # the run seed also draws the masks
             training=training,
         )
+
+
+def _with_axis(model: SparseModelConfig, axis: str, value: Any) -> SparseModelConfig:
+    """``model`` with one grid axis (``width``, ``actor.sparsity``, ...) set."""
+    role, _, field_name = axis.rpartition(".")
+    if not role:
+        return model.model_copy(update={field_name: value})
+    return model.model_copy(update={role: getattr(model, role).model_copy(update={field_name: value})})
 
 
 @dataclass(frozen=True)

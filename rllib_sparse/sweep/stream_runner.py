@@ -34,7 +34,7 @@ from rllib_sparse.streaming.init import INITS
 from rllib_sparse.streaming.trainer import StreamTrainer
 from rllib_sparse.sweep.spec import GridPoint, SweepSpec
 from rllib_sparse.sweep.trainable import damaged_checkpoint
-from rllib_sparse.sweep.trial import PlannedCounts, TrialRunner
+from rllib_sparse.sweep.trial import PlannedTrial, TrialRunner
 
 #: Env steps per iteration unless ``reporting.min_sample_timesteps_per_iteration`` says otherwise.
 DEFAULT_STEPS_PER_ITERATION = 10_000
@@ -122,13 +122,13 @@ class StreamTrialRunner(TrialRunner):
         return obs_space, action_space
 
     @classmethod
-    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:
+    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedTrial:
         trial = stream_trial(spec, point, source)
         obs_space, action_space = cls._checked_spaces(spec, point, source)
         layers = planned_layers(obs_space.shape[0], action_space.shape[0], trial.model, trial.init)
         dense = sum(network["parameters"] for network in layers.values())
         pruned = sum(row["total"] - row["nonzero"] for network in layers.values() for row in network["layers"])
-        return PlannedCounts(dense, dense - pruned, {name: network["layers"] for name, network in layers.items()})
+        return PlannedTrial(dense, dense - pruned, {name: network["layers"] for name, network in layers.items()})
 
     @classmethod
     def resources(cls, spec: SweepSpec, point: GridPoint) -> list[dict[str, float]]:

@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 from rllib_sparse import metrics as m
-from rllib_sparse.sweep.plan import PlannedTrial
 from rllib_sparse.sweep.tracking import runs_view, ui_command
-from rllib_sparse.sweep.trial import runner_class
+from rllib_sparse.sweep.trial import PlannedTrial, runner_class
 
 
 def trial_index(result, trials: list[PlannedTrial]) -> tuple[int | None, str]:

@@ -17,7 +17,6 @@ import re
 import sqlite3
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,12 +28,10 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 import rllib_sparse
+from rllib_sparse.metrics import SWEEP_TAG, TRIAL_TAG
+from rllib_sparse.sweep.journal import JournaledSender, first_line
 
-TRIAL_TAG = "rllib_sparse.trial"
-SWEEP_TAG = "rllib_sparse.sweep"
 PARENT_TAG = "mlflow.parentRunId"
-#: Child-run artifact folder of the gradient-cosine matrices (``iter_<iteration>.json``).
-INTERFERENCE_DIR = "interference"
 
 
 def default_tracking_uri(root: Path | None = None) -> str:
@@ -216,10 +213,6 @@ def _check_database(uri: str, timeout: float) -> None:
         engine.dispose()
 
 
-def first_line(error: BaseException) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-
-
 def ui_command(uri: str) -> str:
     if urlparse(uri).scheme == "sqlite":
         return f"mlflow ui --backend-store-uri {uri}"
@@ -263,10 +256,6 @@ def _version_tags() -> dict[str, str]:
 _CLIENT_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
                     # set_terminated prints "View run ..." lines over HTTP; the progress output is ours.
                     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
-#: Seconds between tries while the tracking store is unreachable (doubling up to the last value).
-_RETRY_DELAYS = (0.5, 1, 2, 5)
-#: A record the store refuses as invalid this often is set aside (into the rejected-records file).
-_MAX_REJECTIONS = 3
 #: HTTP statuses (MLflow's error codes map onto them) that say the store cannot take any record now:
 #: 5xx (a full disk, a read-only or locked database, an I/O error: MLflow's SQL store answers
 #: TEMPORARILY_UNAVAILABLE), an expired credential, a rate limit, a timeout.
@@ -301,11 +290,12 @@ class SweepTracker:
     """The MLflow side of one sweep (driver only).
 
     The parent run is made synchronously, so a sweep starts only once tracking works. After
-    ``start_sending(journal)``, every other write is appended to a journal file and sent by a
-    background thread, in order: the Tune loop never waits for MLflow, a tracking outage only delays
-    the records (the thread retries until the store is back), and records not yet sent when the driver
-    dies are sent by the next ``--resume`` (``close`` says how many are pending). Without
-    ``start_sending`` every write is sent at once (scripts, tests).
+    ``start_sending(journal)``, every other write is a record appended to a journal file and sent by a
+    background thread, in order (``journal.JournaledSender``): the Tune loop never waits for MLflow, a
+    tracking outage only delays the records (the thread retries until the store is back), and records
+    not yet sent when the driver dies are sent by the next ``--resume`` (``close`` says how many are
+    pending). Without ``start_sending`` every write is sent at once (scripts, tests). This class says
+    what a record means to MLflow (``_send``) and which failures are the store's (``store_cannot_write``).
     """
 
     def __init__(self, uri: str, experiment: str):
@@ -319,19 +309,9 @@ class SweepTracker:
         self.parent_run_id: str | None = None
         self._child: dict[str, str] = {}  # trial name -> run id (sender side)
         self._last_step: dict[str, float] = {}  # trial name -> highest step logged or queued
-        self._journal: Path | None = None
-        self._seq = 0  # last record number written to the journal
-        self._acked = 0  # last record number sent
-        self._pending: list[dict] = []
-        self._lock = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-        self._give_up_at: float | None = None
-        self.outage_since: float | None = None
-        self.outage_reason = ""  # the last failure while the store could not take records (one line)
-        self.rejected: list[str] = []  # records the store refused as invalid, set aside (one line each)
-        self._journal_failed = False
         self.notify = lambda line: None  # outage start/end lines, for the progress output
+        self.sender = JournaledSender(self._send, store_cannot_write, self._reachable, uri,
+                                      notify=lambda line: self.notify(line))
 
     # ------------------------------------------------------------------------ synchronous set-up
 
@@ -445,115 +425,43 @@ class SweepTracker:
     # ------------------------------------------------------------------------ sending
 
     def _record(self, record: dict) -> None:
-        if self._journal is None:
-            self._send(record)
-            return
-        with self._lock:
-            self._seq += 1
-            record = {"seq": self._seq, **record}
-            try:
-                with self._journal.open("a") as journal:
-                    journal.write(json.dumps(record) + "\n")
-            except OSError as error:  # a full disk: the record is still sent, from memory
-                if not self._journal_failed:
-                    self._journal_failed = True
-                    self.notify(f"the MLflow journal {self._journal} cannot be written ({error.strerror or error}); "
-                                "records wait in memory until MLflow takes them")
-            self._pending.append(record)
-            self._lock.notify_all()
+        self.sender.add(record)
 
     def start_sending(self, journal: Path) -> int:
         """Send every later write from a background thread, journaled in ``journal`` first. Records a
         previous driver journaled but never sent are queued first; returns how many there were."""
-        self._journal = journal
-        self._acked = self._read_acked(journal.with_suffix(".acked"))
-        if journal.exists():
-            for line in journal.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a killed driver was never acknowledged either
-                self._seq = max(self._seq, record["seq"])
-                if record["seq"] > self._acked:
-                    self._pending.append(record)
-        unsent = len(self._pending)
-        self._thread = threading.Thread(target=self._sender, name="mlflow-sender", daemon=True)
-        self._thread.start()
-        return unsent
+        return self.sender.start(journal)
 
-    def _read_acked(self, acked_file: Path) -> int:
-        """The last record number MLflow took. A damaged file (a crash, a full disk) costs only time:
-        every journaled record is sent again, and sending a record twice changes nothing in MLflow."""
-        if not acked_file.exists():
-            return 0
-        text = acked_file.read_text(errors="replace").strip()
-        try:
-            return int(text or 0)
-        except ValueError:
-            self.notify(f"note: {acked_file} is damaged ({text[:20]!r}); every record of the journal is sent "
-                        "again (a record sent twice changes nothing in MLflow)")
-            return 0
+    @property
+    def journal(self) -> Path | None:
+        """The journal file, once ``start_sending`` was called."""
+        return self.sender.journal
+
+    @property
+    def rejected(self) -> list[str]:
+        """Records MLflow refused as invalid, set aside beside the journal (one line each)."""
+        return self.sender.rejected
 
     @property
     def rejected_file(self) -> Path | None:
-        """Where records MLflow refused as invalid are kept (beside the journal), once there is a journal."""
-        return self._journal.with_suffix(".rejected.jsonl") if self._journal is not None else None
+        return self.sender.rejected_file
 
-    def _set_aside(self, record: dict, error: BaseException) -> None:
-        self.rejected.append(f"{record['op']} for {record.get('trial') or 'the sweep'}: {first_line(error)}")
-        if self.rejected_file is not None:
-            with contextlib.suppress(OSError), self.rejected_file.open("a") as side:
-                side.write(json.dumps({"record": record, "error": first_line(error)}) + "\n")
+    @property
+    def outage_since(self) -> float | None:
+        return self.sender.outage_since
 
-    def _sender(self) -> None:
-        while True:
-            with self._lock:
-                while not self._pending and not self._stopping:
-                    self._lock.wait()
-                if not self._pending:
-                    return
-                record = self._pending[0]
-            if not self._send_with_retries(record):
-                return  # stopping during an outage: the record stays in the journal
-            with self._lock:
-                self._pending.pop(0)
-                self._acked = record["seq"]
-                partial = self._journal.with_suffix(".acked.partial")
-                partial.write_text(str(self._acked))
-                partial.replace(self._journal.with_suffix(".acked"))
-                self._lock.notify_all()
+    @property
+    def outage_reason(self) -> str:
+        return self.sender.outage_reason
 
-    def _send_with_retries(self, record: dict) -> bool:
-        """Send one record; True once MLflow has it (or it was set aside as invalid), False when the
-        driver stops while the store still cannot take it (the record stays in the journal)."""
-        rejections, attempt = 0, 0
-        while True:
-            try:
-                self._send(record)
-                if self.outage_since is not None:
-                    self.notify(f"tracking store {self.uri} is back after {time.time() - self.outage_since:.0f} s; "
-                                f"sending {len(self._pending)} buffered record(s)")
-                    self.outage_since = None
-                return True
-            except Exception as error:  # connection errors, HTTP 5xx, full disk, locked database, bad records
-                reachable = self._reachable()
-                if reachable and not store_cannot_write(error):
-                    rejections += 1
-                    if rejections >= _MAX_REJECTIONS:
-                        self._set_aside(record, error)
-                        return True
-                else:
-                    self.outage_reason = first_line(error)
-                    if self.outage_since is None:
-                        self.outage_since = time.time()
-                        state = "cannot be written" if reachable else "is unreachable"
-                        self.notify(f"tracking store {self.uri} {state}; records are kept in {self._journal} "
-                                    f"and sent when it is back ({self.outage_reason[:200]})")
-            with self._lock:
-                if self._stopping and self._give_up_at is not None and time.time() >= self._give_up_at:
-                    return False
-                self._lock.wait(_RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)])
-            attempt += 1
+    def wait_until_sent(self, timeout: float) -> int:
+        """Block until every journaled record is sent, or ``timeout`` seconds; returns how many are left."""
+        return self.sender.wait_until_sent(timeout)
+
+    def close(self, timeout: float, progress=None) -> int:
+        """Send what is pending, waiting up to ``timeout`` seconds for an unreachable store; returns
+        how many records are still unsent (kept in the journal for ``--resume``)."""
+        return self.sender.close(timeout, progress)
 
     def _reachable(self) -> bool:
         if urlparse(self.uri).scheme not in ("http", "https"):
@@ -599,39 +507,3 @@ class SweepTracker:
             self.client.set_terminated(self._run_id(name), status=record["status"], end_time=record["time"])
         else:
             raise ValueError(f"unknown tracking record {op!r}")
-
-    @property
-    def journal(self) -> Path | None:
-        """The journal file, once ``start_sending`` was called."""
-        return self._journal
-
-    def wait_until_sent(self, timeout: float) -> int:
-        """Block until every journaled record is sent, or ``timeout`` seconds; returns how many are left."""
-        deadline = time.time() + timeout
-        with self._lock:
-            while self._pending and time.time() < deadline:
-                self._lock.wait(1)
-            return len(self._pending)
-
-    def close(self, timeout: float, progress=None) -> int:
-        """Send what is pending, waiting up to ``timeout`` seconds for an unreachable store; returns
-        how many records are still unsent (kept in the journal for ``--resume``)."""
-        if self._thread is None:
-            return 0
-        deadline = time.time() + timeout
-        with self._lock:
-            self._stopping, self._give_up_at = True, deadline
-            self._lock.notify_all()
-        last_said = time.time()
-        while self._thread.is_alive() and time.time() < deadline + 1:
-            self._thread.join(timeout=1)
-            if progress is not None and self.outage_since is not None and time.time() - last_said >= 15:
-                progress(f"waiting for the tracking store {self.uri}: {len(self._pending)} record(s) unsent, "
-                         f"giving up in {max(0, deadline - time.time()):.0f} s")
-                last_said = time.time()
-        unsent = len(self._pending)
-        if unsent == 0:  # everything is in MLflow: the journal has served its purpose
-            self._journal.unlink(missing_ok=True)
-            self._journal.with_suffix(".acked").unlink(missing_ok=True)
-        return unsent
-

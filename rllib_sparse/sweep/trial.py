@@ -27,13 +27,31 @@ if TYPE_CHECKING:
     from rllib_sparse.sweep.spec import GridPoint, StopSpec, SweepSpec
 
 
+#: Bytes of training state per (dense) parameter: float32 weights, gradients and Adam's two moments.
+#: Masks, target networks, activations and the replay buffer come on top: this is a lower bound.
+BYTES_PER_PARAMETER = 16
+
+
 @dataclass(frozen=True)
-class PlannedCounts:
-    """What planning a trial tells before it trains: its size, and each pruned layer's density."""
+class PlannedTrial:
+    """What planning a trial tells before it trains: its size, and each pruned layer's density.
+
+    A runner's ``plan`` returns the counts; the sweep's planning adds the grid ``point`` they belong to.
+    """
 
     dense_params: int
     nonzero_params: int
     layers: dict  # network -> rows of {layer, shape, density, nonzero, total} (an MLflow artifact)
+    point: GridPoint | None = None
+
+    @property
+    def memory_bytes(self) -> int:
+        """At least this much memory to train the trial (see ``BYTES_PER_PARAMETER``)."""
+        return self.dense_params * BYTES_PER_PARAMETER
+
+
+#: The name trial runners written for earlier releases return from ``plan``: the same class.
+PlannedCounts = PlannedTrial
 
 
 class TrialRunner(ABC):
@@ -46,7 +64,7 @@ class TrialRunner(ABC):
 
     @classmethod
     @abstractmethod
-    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedCounts:
+    def plan(cls, spec: SweepSpec, point: GridPoint, source: str) -> PlannedTrial:
         """Check the trial (a one-line ValueError naming ``source`` and the field) and count it."""
 
     @classmethod

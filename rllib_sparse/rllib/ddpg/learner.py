@@ -10,25 +10,16 @@ from ray.rllib.core.learner.learner import POLICY_LOSS_KEY
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import TD_ERROR_KEY
 
+from rllib_sparse.rllib.core.learner import SparseTargetNetworkLearnerMixin, register_layout_optimizers
 from rllib_sparse.rllib.ddpg import losses
 from rllib_sparse.rllib.ddpg.module import Q_OF_ACTOR, Q_TARGET_NEXT
-from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
-from rllib_sparse.rllib.learners import (
-    CompiledForwardLearnerMixin,
-    FusedAdamLearnerMixin,
-    InPlaceTargetUpdateMixin,
-    register_network_optimizers,
-)
 
 
-class SparseDDPGTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
-                             DiagnosticsLearnerMixin, SACTorchLearner):
+class SparseDDPGTorchLearner(SparseTargetNetworkLearnerMixin, SACTorchLearner):
     @override(SACTorchLearner)
     def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        module = self._module[module_id]
-        networks = {"qf": ((module.qf_encoder, module.qf), config.critic_lr),
-                    "policy": ((module.pi_encoder, module.pi), config.actor_lr)}
-        register_network_optimizers(self, module_id, networks, float(config.weight_decay or 0.0))
+        # One Adam (AdamW with weight_decay) per network of the module's layout; no temperature.
+        register_layout_optimizers(self, module_id, config, float(config.weight_decay or 0.0))
 
     @override(SACTorchLearner)
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):

@@ -1,11 +1,13 @@
-"""DDPG's RL module: SAC's sparse module layout (``pi_encoder``/``pi``, ``qf_encoder``/``qf`` and target
+"""DDPG's RL module: RLlib's SAC module layout (``pi_encoder``/``pi``, ``qf_encoder``/``qf`` and target
 copies) with a deterministic tanh actor; the action and target math is ``losses``'s."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import torch
+from ray.rllib.algorithms.sac.sac_catalog import SACCatalog
 from ray.rllib.algorithms.sac.sac_learner import QF_PREDS
+from ray.rllib.algorithms.sac.torch.default_sac_torch_rl_module import DefaultSACTorchRLModule
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import TorchDeterministic
 from ray.rllib.core.models.base import ENCODER_OUT
@@ -14,31 +16,35 @@ from ray.rllib.utils.annotations import override
 from torch import nn
 
 from rllib_sparse.networks import linear_head
-from rllib_sparse.rllib.catalogs import SparseSACCatalog
+from rllib_sparse.rllib.core.catalog import ActorAndQCatalogMixin
+from rllib_sparse.rllib.core.module import ACTOR_AND_Q_LAYOUT, NetworkLayout, SparseModuleMixin, random_warmup_actions
 from rllib_sparse.rllib.ddpg import losses
-from rllib_sparse.rllib.modules import SparseSACTorchRLModule, random_warmup_actions
 
 #: Forward-train outputs the learner reads.
 Q_TARGET_NEXT = "q_target_next"
 Q_OF_ACTOR = "q_curr"
 
 
-class SparseDDPGCatalog(SparseSACCatalog):
-    """One ``width × |A|`` kernel for the actor's mean action (tanh applied by the module)."""
+class SparseDDPGCatalog(ActorAndQCatalogMixin, SACCatalog):
+    """Actor and Q networks; one ``width × |A|`` kernel for the actor's mean action (tanh applied by the
+    module)."""
 
-    @override(SparseSACCatalog)
+    @override(SACCatalog)
     def build_pi_head(self, framework: str = "torch") -> nn.Module:
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"DDPG needs Box (continuous) actions; got {self.action_space}")
         return linear_head(self.feature_dim("actor"), int(self.action_space.shape[0]))
 
-    @override(SparseSACCatalog)
+    @override(SACCatalog)
     def get_action_dist_cls(self, framework: str):
         return TorchDeterministic
 
 
-class SparseDDPGTorchRLModule(SparseSACTorchRLModule):
+class SparseDDPGTorchRLModule(SparseModuleMixin, DefaultSACTorchRLModule):
     default_catalog_class = SparseDDPGCatalog
+
+    def network_layout(self) -> NetworkLayout:
+        return ACTOR_AND_Q_LAYOUT
 
     def _std(self, name: str) -> float:
         return float(self.model_config.get(name, 0.1))

@@ -1,24 +1,21 @@
-"""RLlib's Learners, with Adam/AdamW on torch's fused kernel and the paper's diagnostics.
+"""What every sparse Learner shares: Adam/AdamW on torch's fused kernel, the paper's diagnostics, a
+``forward_train`` that really compiles, in-place target updates, one optimizer per network.
 
 Why: masked gradients leave Adam's second moment at exactly 0 for pruned weights, and on CPU the
 per-tensor Adam that RLlib's Learners get by default calls ``exp_avg_sq.sqrt()``, which torch 2.13
 computes ~7x slower on exact zeros (docs/design.md, docs/benchmarks.md). The fused kernel does the same
 arithmetic without that slow path, for dense and sparse modules alike, so sparse-vs-dense comparisons
 stay fair. They also keep the newest training rows for the diagnostics when asked to
-(``rllib_sparse.rllib.diagnostics``). Everything else about the Learners is RLlib's.
+(``rllib_sparse.rllib.core.diagnostics``). Everything else about the Learners is RLlib's.
+
+Each algorithm's Learner is RLlib's with :class:`SparseLearnerMixin` in front (with a target network:
+:class:`SparseTargetNetworkLearnerMixin`), so the stack is written once.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
-from ray.rllib.algorithms.appo.torch.appo_torch_learner import APPOTorchLearner
-from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
-from ray.rllib.algorithms.impala.torch.impala_torch_learner import IMPALATorchLearner
-from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
-from ray.rllib.algorithms.sac.torch.sac_torch_learner import SACTorchLearner
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
@@ -27,7 +24,7 @@ from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import LAST_TARGET_UPDATE_TS, NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_TARGET_UPDATES
 
 from rllib_sparse.networks import polyak_update_
-from rllib_sparse.rllib.diagnostics import DiagnosticsLearnerMixin
+from rllib_sparse.rllib.core.diagnostics import DiagnosticsLearnerMixin
 
 _FUSABLE = (torch.optim.Adam, torch.optim.AdamW)
 #: ``compile`` of ``with_fast_learner`` -> RLlib's ``TorchCompileWhatToCompile`` value.
@@ -138,51 +135,25 @@ class InPlaceTargetUpdateMixin:
             self.metrics.log_value((module_id, LAST_TARGET_UPDATE_TS), timestep, reduce="max")
 
 
-class SparsePPOTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
-                            PPOTorchLearner):
-    pass
+def register_layout_optimizers(learner: Learner, module_id, config, weight_decay: float) -> None:
+    """One optimizer per network of the module's layout that names one (``Network.optimizer``), at the
+    learning rate its ``Network.lr`` names in ``config``; see ``register_network_optimizers``.
+
+    Critics are registered before the actor, in RLlib's SAC order: its Learner takes each optimizer's
+    gradients in registration order, and keeping the order keeps an update RLlib's.
+    """
+    module = learner._module[module_id]
+    present = module.unwrapped().present_networks() if hasattr(module, "unwrapped") else module.present_networks()
+    trained = sorted(((network, parts) for network, parts in present.values() if network.optimizer),
+                     key=lambda pair: pair[0].role == "actor")
+    networks = {network.optimizer: (tuple(module.get_submodule(part) for part in parts), getattr(config, network.lr))
+                for network, parts in trained}
+    register_network_optimizers(learner, module_id, networks, weight_decay)
 
 
-class SparseAPPOTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
-                             APPOTorchLearner):
-    pass
+class SparseLearnerMixin(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin):
+    """Fused Adam, a compiled ``forward_train`` and the diagnostics; put before RLlib's Learner."""
 
 
-class SparseIMPALATorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, DiagnosticsLearnerMixin,
-                               IMPALATorchLearner):
-    pass
-
-
-class SparseSACTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
-                            DiagnosticsLearnerMixin, SACTorchLearner):
-    """RLlib's SAC learner, with the paper's AdamW and target entropy when the config asks for them
-    (``SparseSACConfig.weight_decay`` / ``target_entropy_scale``; ``rllib_sparse.rllib.sac``)."""
-
-    @override(SACTorchLearner)
-    def configure_optimizers_for_module(self, module_id, config=None) -> None:
-        weight_decay = float(getattr(config, "weight_decay", 0.0) or 0.0)
-        if not weight_decay:
-            return super().configure_optimizers_for_module(module_id, config)
-        module = self._module[module_id]
-        networks = {"qf": ((module.qf_encoder, module.qf), config.critic_lr)}
-        if config.twin_q:
-            networks["qf_twin"] = ((module.qf_twin_encoder, module.qf_twin), config.critic_lr)
-        networks["policy"] = ((module.pi_encoder, module.pi), config.actor_lr)
-        register_network_optimizers(self, module_id, networks, weight_decay)
-        temperature = self.curr_log_alpha[module_id]  # no weight decay on the temperature
-        self.register_optimizer(module_id=module_id, optimizer_name="alpha",
-                                optimizer=torch.optim.Adam([temperature], eps=1e-8), params=[temperature],
-                                lr_or_lr_schedule=config.alpha_lr)
-
-    @override(SACTorchLearner)
-    def _get_target_entropy(self, module_id):
-        scale = getattr(self.config.get_config_for_module(module_id), "target_entropy_scale", None)
-        if scale is None:
-            return super()._get_target_entropy(module_id)
-        action_space = self._module_spec.module_specs[module_id].action_space
-        return float(scale) * float(math.prod(action_space.shape))
-
-
-class SparseDQNTorchLearner(FusedAdamLearnerMixin, CompiledForwardLearnerMixin, InPlaceTargetUpdateMixin,
-                            DiagnosticsLearnerMixin, DQNTorchLearner):
-    pass
+class SparseTargetNetworkLearnerMixin(InPlaceTargetUpdateMixin, SparseLearnerMixin):
+    """:class:`SparseLearnerMixin` plus the in-place Polyak step, for RLlib's DQN and SAC Learners."""

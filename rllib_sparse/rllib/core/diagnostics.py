@@ -22,7 +22,7 @@ from ray.rllib.utils.annotations import override
 
 from rllib_sparse import metrics as names
 from rllib_sparse.diagnostics import GradientNormWindow, gradient_norm, network_diagnostics
-from rllib_sparse.rllib.inspection import on_learners
+from rllib_sparse.rllib.core.inspection import on_learners
 from rllib_sparse.sparsity import max_masked_magnitude
 
 #: ``learner_config_dict`` key: how many of the newest training rows the Learner keeps (0: off).
@@ -134,7 +134,7 @@ def learner_diagnostics(algo, module_id: str = DEFAULT_MODULE_ID, **settings: An
     def compute(learner):
         if not hasattr(learner, "network_diagnostics"):
             raise TypeError(f"{type(learner).__name__} cannot compute diagnostics; allowed: the Learners "
-                            "with_sparse_model sets (rllib_sparse.rllib.learners)")
+                            "with_sparse_model sets (rllib_sparse.rllib.core.learner.SparseLearnerMixin)")
         return learner.network_diagnostics(module_id, **settings)
 
     return on_learners(algo, compute)[0]

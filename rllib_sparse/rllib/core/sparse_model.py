@@ -1,7 +1,10 @@
 """Putting a sparse model into an ordinary RLlib config, validated on the driver.
 
-The classes come from the algorithm table (``rllib_sparse.algorithms``), resolved here on first use;
-env ids that an env family claims are finished by ``with_env_family``.
+Which RL module, Catalog and Learner an algorithm uses is its sparse config class's decision
+(``get_default_rl_module_spec``, ``get_default_learner_class``), the class its row of the algorithm
+table names (``rllib_sparse.algorithms``), resolved here on first use. A plain RLlib config (RLlib's
+``PPOConfig``) gets the same classes from its algorithm's sparse config. Env ids that an env family
+claims are finished by ``with_env_family``.
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ from rllib_sparse.algorithms import AlgorithmRow, algorithm_names, get_algorithm
 from rllib_sparse.envs import env_family, unknown_env_message
 from rllib_sparse.networks import SparseModelConfig
 from rllib_sparse.networks.registry import build_network
-from rllib_sparse.rllib.catalogs import MODEL_CONFIG_KEY, parse_model_config
-from rllib_sparse.rllib.env_families import with_env_family
-from rllib_sparse.rllib.modules import check_observation_space
+from rllib_sparse.rllib.core.env_families import with_env_family
+from rllib_sparse.rllib.core.model_config import MODEL_CONFIG_KEY
+from rllib_sparse.rllib.core.module import check_observation_space
 
 
 def _fields(model: str | SparseModelConfig, fields: dict[str, Any]) -> SparseModelConfig:
-    """One typed config from either a parsed one or a model name plus fields (parsed once, here)."""
+    """One typed config from either a parsed one (used as it is) or a model name plus fields (parsed
+    once, here)."""
     if isinstance(model, SparseModelConfig):
         return SparseModelConfig.parse({**model.model_dump(), **fields}) if fields else model
     return SparseModelConfig.parse({"model": model, **fields})
 
 
-def sparse_module_spec(algorithm: str, model: str | SparseModelConfig = "simba", **fields: Any) -> RLModuleSpec:
+def _row(algorithm: str | AlgorithmRow) -> AlgorithmRow:
+    return algorithm if isinstance(algorithm, AlgorithmRow) else get_algorithm(algorithm)
+
+
+def sparse_module_spec(algorithm: str | AlgorithmRow, model: str | SparseModelConfig = "simba",
+                       **fields: Any) -> RLModuleSpec:
     """An ``RLModuleSpec`` for ``config.rl_module(rl_module_spec=...)`` of an ordinary RLlib config.
 
     ``model`` is a registered model name (then ``fields`` are the other :class:`SparseModelConfig`
@@ -38,10 +47,14 @@ def sparse_module_spec(algorithm: str, model: str | SparseModelConfig = "simba",
     rescale) or an already parsed ``SparseModelConfig``. Validated here, before Ray starts; the config
     becomes a plain dict only here, at RLlib's ``model_config`` boundary.
     """
-    row = rllib_algorithm(algorithm)
-    config = _fields(model, fields)
-    return RLModuleSpec(module_class=resolve(row.module_class), catalog_class=resolve(row.catalog_class),
-                        model_config={MODEL_CONFIG_KEY: config.model_dump()})
+    return _module_spec(algorithm_config(algorithm), _fields(model, fields))
+
+
+def _module_spec(sparse_config: AlgorithmConfig, model: SparseModelConfig) -> RLModuleSpec:
+    """The module and Catalog the sparse config picks, with ``model`` as RLlib's ``model_config`` dict."""
+    classes = sparse_config.get_default_rl_module_spec()
+    return RLModuleSpec(module_class=classes.module_class, catalog_class=classes.catalog_class,
+                        model_config={MODEL_CONFIG_KEY: model.model_dump()})
 
 
 def check_spaces(config: SparseModelConfig, observation_space, action_space) -> None:
@@ -99,18 +112,21 @@ def algorithm_row(config: AlgorithmConfig) -> AlgorithmRow:
 
 
 def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = "simba", *,
-                      algorithm: str | None = None, **fields: Any) -> AlgorithmConfig:
+                      algorithm: str | AlgorithmRow | None = None, **fields: Any) -> AlgorithmConfig:
     """Put a sparse model into an ordinary RLlib ``AlgorithmConfig`` and check it against the env.
 
     ``model`` is a model name plus the other :class:`SparseModelConfig` ``fields``, or a parsed
     ``SparseModelConfig``. Everything is validated here, on the driver, so a bad value fails with a
-    one-line ``ValueError`` before any Ray actor starts. If the config still uses RLlib's default
-    Learner, it is swapped for the same Learner on fused Adam (``rllib_sparse.rllib.learners``); a
-    custom Learner is left alone. ``algorithm`` names the table row when it is not the config's own
-    algorithm name (a row registered under another name for the same RLlib classes).
+    one-line ``ValueError`` before any Ray actor starts. The RL module and Catalog are the ones the
+    algorithm's sparse config picks; if the config still uses its default Learner, that is swapped for
+    the sparse config's (RLlib's, with the shared sparse Learner stack: ``core.learner``), and a custom
+    Learner is left alone. ``algorithm`` names the table row (or is the row) when it is not the config's
+    own algorithm (a row registered under another name for the same RLlib classes).
     """
-    row = get_algorithm(algorithm) if algorithm is not None else algorithm_row(config)
-    spec = sparse_module_spec(row.name, model, **fields)
+    row = _row(algorithm) if algorithm is not None else algorithm_row(config)
+    sparse = _fields(model, fields)
+    sparse_config = algorithm_config(row)  # the config class that picks the module, Catalog and Learner
+    spec = _module_spec(sparse_config, sparse)
     if env_family(config.env) is not None:
         config = with_env_family(config)  # a plain ``.environment("ALE/<Game>-v5")`` gets our preprocessing
     spaces = env_spaces(config)
@@ -118,7 +134,7 @@ def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = 
         if not row.takes(spaces[1]):
             raise ValueError(f"{row.name} on env={config.env!r}: the action space {spaces[1]} is not supported; "
                              f"{row.name} needs {' or '.join(row.action_spaces)} actions")
-        check_spaces(parse_model_config(spec.model_config), *spaces)
+        check_spaces(sparse, *spaces)
     # The fields go into the config's own model_config (kept keys intact), not into the spec, so a Tune
     # grid over ``model_config["sparse"]`` is not overridden by a fixed spec.
     user_model_config = config._model_config  # what the user set, without the algorithm's auto-includes
@@ -128,15 +144,17 @@ def with_sparse_model(config: AlgorithmConfig, model: str | SparseModelConfig = 
     config = config.rl_module(
         rl_module_spec=RLModuleSpec(module_class=spec.module_class, catalog_class=spec.catalog_class),
         model_config=model_config)
-    if row.learner_class is not None and row.default_learner_class is not None \
-            and config.learner_class is resolve(row.default_learner_class):
-        config = config.learners(learner_class=resolve(row.learner_class))
+    if config.learner_class is config.get_default_learner_class():  # not a custom Learner
+        config = config.learners(learner_class=sparse_config.get_default_learner_class())
     return config
 
 
-def algorithm_config(algorithm: str) -> AlgorithmConfig:
-    """A fresh RLlib config object for an algorithm of the table."""
-    return resolve(rllib_algorithm(algorithm).config_class)()
+def algorithm_config(algorithm: str | AlgorithmRow) -> AlgorithmConfig:
+    """A fresh config object of an algorithm of the table (its row's ``config_class``)."""
+    row = algorithm if isinstance(algorithm, AlgorithmRow) else rllib_algorithm(algorithm)
+    if not row.is_rllib:
+        rllib_algorithm(row.name)  # the one-line refusal naming those RLlib trains
+    return resolve(row.config_class)()
 
 
 def planned_module(config: AlgorithmConfig, spaces=None):

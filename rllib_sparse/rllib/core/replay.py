@@ -13,9 +13,9 @@ random draws in the same order, and the returned 1-step episodes equal RLlib's f
 (``tests/test_replay.py`` samples both from one state and compares them). Sequence sampling
 (``batch_length_T``), which SAC/DDPG/DQN use only for stateful modules, is left to RLlib.
 
-Our SAC and DDPG (``rllib_sparse.rllib.sac.SparseSAC``) sample with it wherever a config names RLlib's
-uniform ``EpisodeReplayBuffer``: RLlib's SAC config accepts only its own buffer names, and since the
-transitions are the same there is nothing to choose.
+SAC and DDPG (RLlib's SAC loop, ``rllib_sparse.rllib.core.sac_loop.SACLoop``) sample with it wherever
+a config names RLlib's uniform ``EpisodeReplayBuffer``: RLlib's SAC config accepts only its own buffer
+names, and since the transitions are the same there is nothing to choose.
 """
 
 from __future__ import annotations
