@@ -246,8 +246,8 @@ def _trainable():
 def _param_space(spec: SweepSpec, trials: list[PlannedTrial]) -> dict:
     from ray import tune
 
-    # The validated spec itself (pickled with each trial): a trial takes its grid point from it by index,
-    # with no second validation of the file and no expansion of the grid.
-    return {"spec": spec, "index": tune.grid_search(list(range(len(trials))))}
+    # The spec as JSON: Tune writes each trial's config to its params.json, where a typed object would
+    # become an unreadable repr. A trial validates it once and takes its grid point by index.
+    return {"spec": spec.model_dump(mode="json"), "index": tune.grid_search(list(range(len(trials))))}
 
 

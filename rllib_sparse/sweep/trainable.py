@@ -438,20 +438,16 @@ def _maybe_inject_fault(trial_name: str, iteration: float) -> None:
 
 
 def run_trial(params: dict) -> None:
-    """Tune entry point. ``params``: the validated sweep spec and this trial's grid index."""
+    """Tune entry point. ``params``: the sweep spec (as JSON) and this trial's grid index."""
     import ray
     from ray import tune
 
     from rllib_sparse.sweep.spec import SweepSpec, import_plugins
     from rllib_sparse.sweep.trial import iterate_trial, runner_class
 
-    spec = params["spec"]
-    if isinstance(spec, dict):  # a sweep started by a release that passed the spec as a dict
-        import_plugins(spec.get("plugins"))  # before validation: they may register the algorithm
-        spec = SweepSpec.model_validate(spec)
-    else:
-        import_plugins(spec.plugins)  # they register what the trial builds (models, env families, runners)
-    point = spec.point(params["index"])
+    import_plugins(params["spec"].get("plugins"))  # before validation: they may register the algorithm
+    spec = SweepSpec.model_validate(params["spec"])
+    point = spec.point(params["index"])  # its own point only, not the whole grid
     node_id = ray.get_runtime_context().get_node_id()
     progress = TrialProgress()
     record = progress.record
