@@ -214,3 +214,24 @@ def test_every_settings_field_has_a_description_in_the_json_schema():
     assert {"SparseModelConfig", "NetworkOverrides", "StopSpec", "DiagnosticsSpec"} <= set(sweep["$defs"])
     assert undescribed(sweep) == []
     assert undescribed(SparseModelConfig.model_json_schema()) == []
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "dmc_small_scaling.yaml", "dmc_hard_scaling_ddpg.yaml"])
+def test_a_trials_own_point_is_the_grids_and_each_point_is_a_valid_typed_model(name):
+    from rllib_sparse.networks import SparseModelConfig
+
+    spec = load_sweep(REPO / "tune_configs" / name)
+    points = spec.points()
+    assert [spec.point(i) for i in range(len(points))] == points
+    for point in points:  # typed copies, not re-parsed: a re-parse of each gives the same model
+        assert SparseModelConfig.parse(point.model.model_dump()) == point.model
+    with pytest.raises(IndexError):
+        spec.point(len(points))
+
+
+def test_a_width_and_a_width_scale_axis_of_one_network_are_refused_in_one_line(tmp_path):
+    data = dict(BASE, grid={"actor.width": [16, 32], "actor.width_scale": [0.25, 0.5]})
+    with pytest.raises(ValueError, match="grid.actor.width and grid.actor.width_scale are both axes; allowed: "
+                                         "one of them") as error:
+        load_sweep(write(tmp_path, data))
+    assert "\n" not in str(error.value)
